@@ -1,0 +1,94 @@
+"""What every task generator shares: seeded randomness, the Draft a generator returns, and its sanity checks.
+
+A generator turns (task arguments, target length, per-sample RNG, data) into a Draft: the sample's random content
+(needles, keys, questions, references) with a size knob `n`, the number of haystack units. The sizer in
+`ruler.sizing` picks `n` from the Draft's cheap token estimate, renders it, and verifies the exact length with one
+tokenization. Generators know nothing about backends or chat templates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class GenerationDefect(Exception):
+    """A generated sample broke one of its own invariants (a needle missing or repeated, an answer not recoverable)."""
+
+
+def derive_rng(*key: object) -> random.Random:
+    """An RNG that depends on `key` alone (seed, task, length, sample index, purpose): any sample regenerates alone."""
+    digest = hashlib.sha256("\x1f".join(map(str, key)).encode()).digest()
+    return random.Random(int.from_bytes(digest[:16], "big"))
+
+
+class Counter(Protocol):
+    """Token counting as generators need it (implemented over the model's tokenizer in `ruler.counting`)."""
+
+    def count_batch(self, texts: Sequence[str]) -> list[int]: ...
+
+    def costs(self, key: str, texts: Callable[[], list[str]], persist: bool = False) -> np.ndarray:
+        """Token counts of a fixed list of texts, computed once per key (and kept on disk if `persist`)."""
+
+    def corpus_costs(self, units: Sequence[str], sep: str) -> np.ndarray:
+        """Cumulative in-context token counts of `sep`-joined units: entry i counts the tokens before unit i."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """The rendered haystack with everything inserted; `marks` are the character offsets of the needles."""
+
+    text: str
+    marks: tuple[int, ...] = ()
+
+
+@dataclass
+class Draft(ABC):
+    """One sample's content before sizing. `fields` feed the task template; `references` are the gold answers."""
+
+    fields: dict[str, Any]
+    references: list[str]
+    #: needles or gold passages that must each appear exactly once in the context
+    needles: list[str] = field(default_factory=list)
+    #: the most units the content allows (None: the haystack repeats without end)
+    max_units: int | None = field(default=None, kw_only=True)
+
+    @abstractmethod
+    def cost(self, n: int) -> int:
+        """Estimated tokens of the context holding `n` haystack units (monotone in `n`, no tokenization)."""
+
+    @abstractmethod
+    def render(self, n: int, words: int = 0) -> Context:
+        """The context with `n` units, plus the first `words` words of the next unit where `tail` allows it."""
+
+    def tail(self, n: int) -> list[str]:
+        """Texts of the partial unit that may follow `n` units (1, 2 ... words, each with its separator)."""
+        return []
+
+    def guess(self, tokens: int) -> int:
+        """A starting point for the search: roughly how many units make `tokens`."""
+        per_unit = max(self.cost(64) - self.cost(0), 1) / 64
+        return max(int(tokens / per_unit), 1)
+
+    def check(self, context: Context) -> None:
+        """Raise GenerationDefect unless each needle is present once and each reference can be read off the text."""
+        for needle in self.needles:
+            found = context.text.count(needle)
+            if found != 1:
+                raise GenerationDefect(f"needle {needle[:60]!r} appears {found} times, not once")
+        for reference in self.references:
+            if reference not in context.text:
+                raise GenerationDefect(f"reference {reference!r} is not in the context")
+
+
+class Generator(Protocol):
+    """A task kind: builds sample `index`'s Draft from the task's arguments, the length, its RNG and the data
+    (`generators.resources.Resources`)."""
+
+    def __call__(self, args: dict[str, Any], length: int, index: int, rng: random.Random, data: Any) -> Draft: ...

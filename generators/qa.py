@@ -1,0 +1,84 @@
+"""Question answering (RULER's `qa_1` SQuAD, `qa_2` HotpotQA): the gold paragraphs among distractor documents.
+
+Question i of a dataset is sample i's question (in order, as RULER). Distractors are same-article paragraphs first,
+then random others; when a length needs more than the dataset holds they are used again. The knob is the number of
+distractors; the last document may be a distractor cut short to hit the length exactly."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from generators.base import Context, Draft, GenerationDefect
+from generators.haystack import partial_texts
+from generators.resources import Resources
+
+SEP = "\n\n"
+
+
+def label(i: int) -> str:
+    return f"Document {i}:\n"
+
+
+@dataclass
+class QADraft(Draft):
+    docs: list[str] = field(default_factory=list)
+    gold: list[int] = field(default_factory=list)
+    pool: list[int] = field(default_factory=list)
+    fractions: list[float] = field(default_factory=list)
+    label_cum: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    gold_cost: int = 0
+    pool_cum: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+
+    def cost(self, n: int) -> int:
+        laps, rest = divmod(n, len(self.pool))
+        return (int(self.label_cum[min(n + len(self.gold), len(self.label_cum) - 1)]) + self.gold_cost
+                + laps * int(self.pool_cum[-1]) + int(self.pool_cum[rest]))
+
+    def _sequence(self, n: int) -> tuple[list[int], list[int]]:
+        """Document ids in order, and where each gold document landed."""
+        order = [self.pool[i % len(self.pool)] for i in range(n)]
+        slots = []
+        for offset, (doc, fraction) in enumerate(zip(self.gold, self.fractions)):
+            slot = min(int(fraction * n), n) + offset
+            order.insert(slot, doc)
+            slots.append(slot)
+        return order, slots
+
+    def tail(self, n: int) -> list[str]:
+        return partial_texts(SEP + label(n + len(self.gold) + 1), self.docs[self.pool[n % len(self.pool)]])
+
+    def render(self, n: int, words: int = 0) -> Context:
+        order, slots = self._sequence(n)
+        pieces = [label(i + 1) + self.docs[doc] for i, doc in enumerate(order)]
+        starts = np.concatenate([[0], np.cumsum([len(piece) + len(SEP) for piece in pieces])])
+        text = SEP.join(pieces) + (self.tail(n)[words - 1] if words else "")
+        return Context(text, tuple(int(starts[slot]) for slot in slots))
+
+    def check(self, context: Context) -> None:
+        for doc in self.gold:
+            found = context.text.count(self.docs[doc])
+            if found != 1:
+                raise GenerationDefect(f"gold document {self.docs[doc][:50]!r} appears {found} times, not once")
+
+
+def generate(args: dict[str, Any], length: int, index: int, rng: random.Random, data: Resources) -> Draft:
+    dataset = data.qa(args["dataset"])
+    item = dataset.items[index % len(dataset.items)]
+    taken = set(item.gold) | set(item.related)
+    related = rng.sample(item.related, len(item.related))
+    others = [doc for doc in rng.sample(range(len(dataset.docs)), len(dataset.docs)) if doc not in taken]
+    pool = related + others
+    if not pool:
+        raise GenerationDefect(f"{dataset.name} holds no distractor documents for question {index}")
+    counter = data.counter
+    body = counter.costs(f"qa:{dataset.sha256}", lambda: [doc + SEP for doc in dataset.docs], persist=True)
+    labels = counter.costs(f"qa-labels:{length}", lambda: [label(i) for i in range(1, length // 8 + 64)])
+    return QADraft(
+        fields={"query": item.query}, references=item.answers, docs=dataset.docs, gold=item.gold, pool=pool,
+        fractions=sorted(rng.random() for _ in item.gold), label_cum=np.concatenate([[0], np.cumsum(labels)]),
+        gold_cost=int(body[item.gold].sum()), pool_cum=np.concatenate([[0], np.cumsum(body[pool])]),
+    )

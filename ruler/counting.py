@@ -1,0 +1,66 @@
+"""Token counts for generators: batched, memoised for fixed lists, and cached on disk for whole corpora.
+
+The essay corpus is tokenized once per tokenizer (keyed by its fingerprint and the corpus hash); afterwards every
+sample's haystack size is a prefix-sum lookup."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ruler.tokenizers import Tokenizer, cache_dir
+
+
+class TokenCounter:
+    """Implements `generators.base.Counter` over the model's tokenizer."""
+
+    def __init__(self, tokenizer: Tokenizer, root: Path | None = None) -> None:
+        self.tokenizer = tokenizer
+        self._root = (root or cache_dir()) / "counts" / tokenizer.fingerprint[:32]
+        self._memo: dict[str, np.ndarray] = {}
+        self._corpora: dict[tuple[int, str], tuple[Sequence[str], np.ndarray]] = {}
+
+    def count_batch(self, texts: Sequence[str]) -> list[int]:
+        return self.tokenizer.count_batch(texts) if texts else []
+
+    def costs(self, key: str, texts: Callable[[], list[str]], persist: bool = False) -> np.ndarray:
+        if key not in self._memo:
+            def count() -> np.ndarray:
+                return np.asarray(self.count_batch(texts()), dtype=np.int64)
+
+            self._memo[key] = self._stored(key, count) if persist else count()
+        return self._memo[key]
+
+    def corpus_costs(self, units: Sequence[str], sep: str) -> np.ndarray:
+        """Keyed by content; a corpus object seen before is looked up without hashing it again."""
+        seen = self._corpora.get((id(units), sep))
+        if seen is None or seen[0] is not units:
+            key = "corpus:" + hashlib.sha256((sep + "\0" + "\0".join(units)).encode()).hexdigest()
+            seen = self._corpora[(id(units), sep)] = (units, self._stored(key, lambda: self._in_context(units, sep)))
+        return seen[1]
+
+    def _in_context(self, units: Sequence[str], sep: str) -> np.ndarray:
+        """Tokenize the units joined, between the period's last unit and its first again (so every unit has its
+        neighbours, as when the haystack repeats), and give each token to the unit where it starts, the separator
+        before a unit counting as the unit's: exact, merges across boundaries included."""
+        lead = units[-1] + sep
+        text = lead + sep.join(units) + sep + units[0]
+        lengths = np.fromiter((len(unit) + len(sep) for unit in units), dtype=np.int64, count=len(units))
+        boundaries = len(lead) - len(sep) + np.concatenate([[0], np.cumsum(lengths)])
+        cum = np.searchsorted(self.tokenizer.token_starts(text), boundaries, side="left").astype(np.int64)
+        return cum - cum[0]
+
+    def _stored(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        path = self._root / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".npy")
+        if path.is_file():
+            return np.load(path)
+        values = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, values)
+        os.replace(tmp, path)
+        return values

@@ -1,0 +1,53 @@
+"""Append-only JSONL files that survive crashes: every line is flushed and fsynced when written, and a torn
+last line (a process killed mid-write) is ignored on reading and cut off before appending again."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """The complete records of `path` (none if it does not exist)."""
+    if not path.is_file():
+        return
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.endswith(b"\n"):
+                return
+            yield json.loads(line)
+
+
+class Journal:
+    """An open append-only JSONL file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair(path)
+        self._handle = path.open("ab")
+
+    @staticmethod
+    def _repair(path: Path) -> None:
+        if not path.is_file() or path.stat().st_size == 0:
+            return
+        with path.open("rb+") as handle:
+            data = handle.read()
+            if not data.endswith(b"\n"):
+                handle.truncate(data.rfind(b"\n") + 1)
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(record, ensure_ascii=False).encode() + b"\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

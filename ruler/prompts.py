@@ -1,0 +1,101 @@
+"""From task fields to the exact text a model receives: the task's jinja template, then the chat template.
+
+`--chat-template auto` uses the tokenizer's own template when it has one, `none` sends the bare task text (base
+models; the tokenizer then adds its BOS), and a `.jinja` file overrides both. With a template, the answer prefix
+opens the assistant turn (`continue_final_message`), RULER's prefill protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ruler.errors import RulerError
+from ruler.tokenizers import Tokenizer
+
+#: stands in for the haystack while templates render, so a prompt is rendered once and sized by parts
+SENTINEL = "\ue000ruler:context\ue001"
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """A chat template (or none) and where it came from; `sha256` goes into the data's manifest."""
+
+    source: str
+    text: str | None
+
+    @property
+    def sha256(self) -> str | None:
+        return hashlib.sha256(self.text.encode()).hexdigest() if self.text is not None else None
+
+
+def resolve_chat_template(option: str, tokenizer: Tokenizer) -> ChatTemplate:
+    """`auto`, `none` or a file path."""
+    if option == "none":
+        return ChatTemplate("none", None)
+    if option == "auto":
+        if tokenizer.chat_template:
+            return ChatTemplate("tokenizer", tokenizer.chat_template)
+        return ChatTemplate("none", None)
+    path = Path(option)
+    if not path.is_file():
+        raise RulerError(f"chat template not found: {option!r} (use auto, none or a .jinja file)")
+    return ChatTemplate(str(path), path.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A rendered prompt around its haystack: `head + context + tail`; `overhead` is their token count."""
+
+    head: str
+    tail: str
+    overhead: int
+    answer_prefix: str
+    #: special tokens the tokenizer adds on its own (BOS without a chat template), part of `overhead`
+    added_tokens: int = 0
+
+
+class PromptRenderer:
+    """Renders task templates (configs/templates and any user folder) and wraps them in the chat template."""
+
+    def __init__(self, template_dirs: list[Path], chat: ChatTemplate, tokenizer: Tokenizer) -> None:
+        self._env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(d) for d in template_dirs]),
+                                       undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+        self.chat = chat
+        self._tokenizer = tokenizer
+
+    def frame(self, template: str, answer_prefix: str, fields: dict[str, Any]) -> Frame:
+        try:
+            user = self._env.get_template(template).render(context=SENTINEL, **fields)
+            prefix = self._env.from_string(answer_prefix).render(**fields)
+        except jinja2.TemplateNotFound as error:
+            raise RulerError(f"task template not found: {error.name!r}") from None
+        except jinja2.TemplateError as error:
+            raise RulerError(f"task template {template!r} failed: {error}") from None
+        head, tail = self._split(self.wrap(user, prefix))
+        added = self._tokenizer.added_tokens if self.chat.text is None else 0
+        return Frame(head, tail, sum(self._tokenizer.count_batch([head, tail])) + added, prefix, added)
+
+    def wrap(self, user: str, answer_prefix: str) -> str:
+        if self.chat.text is None:
+            return user + answer_prefix
+        from transformers.utils.chat_template_utils import render_jinja_template
+
+        messages = [{"role": "user", "content": user}, {"role": "assistant", "content": answer_prefix}]
+        try:
+            rendered, _ = render_jinja_template(
+                [messages], chat_template=self.chat.text, continue_final_message=True,
+                bos_token=self._tokenizer.bos_token, eos_token=self._tokenizer.eos_token)
+        except Exception as error:  # templates raise their own exceptions (raise_exception) as well as jinja's
+            raise RulerError(f"chat template {self.chat.source!r} failed: {error}") from None
+        return rendered[0]
+
+    def _split(self, rendered: str) -> tuple[str, str]:
+        if rendered.count(SENTINEL) != 1:
+            raise RulerError(f"chat template {self.chat.source!r} does not keep the user message intact")
+        head, tail = rendered.split(SENTINEL)
+        return head, tail

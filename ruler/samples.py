@@ -1,0 +1,66 @@
+"""Builds samples: task spec + (seed, length, index) -> draft -> framed prompt -> exact size -> Sample.
+
+Everything a sample holds derives from (seed, task, length, index) and the data, so sample 37 generated alone is
+the sample 37 of a 500-sample run, and a stored recipe rebuilds its prompt byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from generators import get_generator
+from generators.base import Draft, GenerationDefect, derive_rng
+from generators.resources import Resources
+from ruler.errors import RulerError
+from ruler.prompts import Frame, PromptRenderer
+from ruler.sizing import fit
+from ruler.tasks import TaskSpec
+from ruler.tokenizers import Tokenizer
+from ruler.types import Sample
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class SampleBuilder:
+    def __init__(self, tokenizer: Tokenizer, renderer: PromptRenderer, resources: Resources, seed: int) -> None:
+        self.tokenizer, self.renderer, self.resources, self.seed = tokenizer, renderer, resources, seed
+
+    def _draft(self, spec: TaskSpec, length: int, index: int) -> tuple[Draft, Frame]:
+        rng = derive_rng(self.seed, spec.name, length, index)
+        try:
+            draft = get_generator(spec.generator)(spec.args, length, index, rng, self.resources)
+        except KeyError as error:
+            raise RulerError(f"task {spec.name}: missing argument {error}") from None
+        except GenerationDefect as error:
+            raise RulerError(f"task {spec.name}: {error}") from None
+        return draft, self.renderer.frame(spec.template, spec.answer_prefix, draft.fields)
+
+    def build(self, spec: TaskSpec, length: int, index: int) -> tuple[Sample, str]:
+        """A new sample of exactly `length` tokens (prompt + generation budget), and its prompt text."""
+        draft, frame = self._draft(spec, length, index)
+        budget = length - spec.max_new_tokens
+        if budget <= 0:
+            raise RulerError(f"length {length} leaves no room for {spec.name}'s {spec.max_new_tokens}-token "
+                             "generation budget; use a longer length")
+        try:
+            fitted = fit(draft, frame, self.tokenizer, budget)
+        except GenerationDefect as error:
+            raise RulerError(f"{Sample.make_id(spec.name, length, index)}: {error}") from None
+        sample = Sample(
+            id=Sample.make_id(spec.name, length, index), task=spec.name, length=length, index=index, seed=self.seed,
+            units=fitted.units, words=fitted.words, max_new_tokens=spec.max_new_tokens, metric=spec.metric,
+            answer_prefix=frame.answer_prefix, references=list(draft.references),
+            depths=[round(depth, 6) for depth in fitted.depths], prompt_tokens=fitted.tokens,
+            prompt_sha256=sha256_text(fitted.text),
+        )
+        return sample, fitted.text
+
+    def rebuild(self, spec: TaskSpec, sample: Sample) -> str:
+        """The prompt of a stored sample, from its recipe alone (no tokenization), checked against its hash."""
+        draft, frame = self._draft(spec, sample.length, sample.index)
+        text = frame.head + draft.render(sample.units, sample.words).text + frame.tail
+        if sha256_text(text) != sample.prompt_sha256:
+            raise RulerError(f"{sample.id}: rebuilt prompt differs from the stored one (data or templates changed)")
+        return text

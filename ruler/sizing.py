@@ -1,0 +1,109 @@
+"""Exact-length assembly: choose how much haystack a Draft holds so the prompt fills its window, with no search
+over tokenizations.
+
+The window L covers the rendered prompt and the task's generation budget: prompt + budget <= L, and the prompt is
+at least 99.5% of L - budget. The haystack size comes from the Draft's cheap estimate (prefix sums of pre-counted
+units); one tokenization of the final prompt verifies it. When merges across unit boundaries put that count outside
+the window, the estimate is rescaled by what the tokenization showed and the prompt rebuilt (rare: it costs a
+second tokenization). Long prompts first calibrate the estimate on a 2% prefix of their haystack.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from generators.base import Draft, GenerationDefect
+from ruler.prompts import Frame
+from ruler.tokenizers import Tokenizer
+
+FILL = 0.995
+MIN_SLACK = 8
+ATTEMPTS = 5
+#: calibration probes use 1/PROBE_SHARE of the haystack, only for prompts of PROBE_MIN_* or more
+PROBE_SHARE = 50
+PROBE_MIN_UNITS = 8
+PROBE_MIN_TOKENS = 32_768
+
+
+@dataclass(frozen=True)
+class Fitted:
+    units: int
+    words: int
+    text: str
+    tokens: int
+    depths: tuple[float, ...]
+    #: tokens passed through full tokenizations to make this sample (the prompt's own count when done in one)
+    tokenized: int
+
+
+def window(budget: int) -> tuple[int, int]:
+    """The token counts a prompt may have for a budget of `budget` prompt tokens: at least 99.5% of it, or within
+    MIN_SLACK tokens of it for short prompts (below 1,600 tokens, where 0.5% is less than a word or two)."""
+    return min(math.ceil(FILL * budget), budget - MIN_SLACK), budget
+
+
+def _largest(cost: Callable[[int], int], target: float, guess: int, limit: int | None) -> int:
+    """The largest n <= limit with cost(n) <= target (cost is monotone), searched from `guess`; -1 if none."""
+    if cost(0) > target:
+        return -1
+    low, high = 0, max(1, guess if limit is None else min(guess, limit))
+    while cost(high) <= target:
+        if limit is not None and high >= limit:
+            return limit
+        low, high = high, int(high * 1.1) + 1
+        high = high if limit is None else min(high, limit)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if cost(middle) <= target else (low, middle)
+    return low
+
+
+def _tail(draft: Draft, units: int, gap: float, tokenizer: Tokenizer) -> tuple[int, int]:
+    """How many words of the next unit fit in `gap` tokens, and their cost."""
+    candidates = draft.tail(units) if gap >= 1 else []
+    costs = tokenizer.count_batch(candidates) if candidates else []
+    words = max((w for w, cost in enumerate(costs, start=1) if cost <= gap), default=0)
+    return words, costs[words - 1] if words else 0
+
+
+def _calibrate(draft: Draft, target: float, tokenizer: Tokenizer) -> tuple[float, int]:
+    """Scale from estimated to real context tokens, measured on a small prefix of the haystack (about 2%).
+
+    Units counted alone can merge differently where they meet (`.` and a newline, two newlines before a label);
+    the error grows with the number of units, so long prompts measure it first instead of paying a second full
+    tokenization. Short prompts skip this: a retry costs little there."""
+    units = draft.guess(int(target)) // PROBE_SHARE
+    if units < PROBE_MIN_UNITS or target < PROBE_MIN_TOKENS:
+        return 1.0, 0
+    estimated = draft.cost(units)
+    tokens, _ = tokenizer.measure(draft.render(units).text)
+    return tokens / max(estimated, 1), tokens
+
+
+def fit(draft: Draft, frame: Frame, tokenizer: Tokenizer, budget: int) -> Fitted:
+    """Size `draft` so that frame.head + context + frame.tail has between 99.5% and 100% of `budget` tokens."""
+    low, high = window(budget)
+    aim = high - (high - low) // 3
+    scale, tokenized = _calibrate(draft, aim - frame.overhead, tokenizer)
+    total = 0
+    for attempt in range(1, ATTEMPTS + 1):
+        target = (aim - frame.overhead) / scale
+        units = _largest(draft.cost, target, draft.guess(int(target)), draft.max_units)
+        if units < 0:
+            raise GenerationDefect(f"{budget} tokens cannot hold the prompt without its haystack "
+                                   f"({frame.overhead + draft.cost(0)} tokens); use a longer length")
+        words, tail_cost = _tail(draft, units, target - draft.cost(units), tokenizer)
+        context = draft.render(units, words)
+        prompt = frame.head + context.text + frame.tail
+        tokens, positions = tokenizer.measure(prompt, [len(frame.head) + mark for mark in context.marks])
+        tokenized += tokens
+        total = tokens + frame.added_tokens
+        if low <= total <= high:
+            draft.check(context)
+            return Fitted(units, words, prompt, total, tuple(p / total for p in positions), tokenized)
+        if draft.max_units is not None and units >= draft.max_units and total < low:
+            raise GenerationDefect(f"the task's data runs out at {total} tokens, short of {low}")
+        scale = max(total - frame.overhead, 1) / max(draft.cost(units) + tail_cost, 1)
+    raise GenerationDefect(f"could not fit {budget} tokens in {ATTEMPTS} tokenizations (the last gave {total})")

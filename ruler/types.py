@@ -1,0 +1,41 @@
+"""Plain records that cross module boundaries; each round-trips through JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A stored sample: its recipe (task, length, index, seed and the fitted haystack size) and what it produced.
+
+    The prompt text itself is not stored: it is rebuilt from the recipe and checked against `prompt_sha256`.
+    """
+
+    id: str
+    task: str
+    length: int
+    index: int
+    seed: int
+    units: int
+    words: int
+    max_new_tokens: int
+    metric: str
+    answer_prefix: str
+    references: list[str]
+    #: where each needle (or gold document, or chain line) starts, as a fraction of the prompt's tokens
+    depths: list[float]
+    prompt_tokens: int
+    prompt_sha256: str
+
+    @staticmethod
+    def make_id(task: str, length: int, index: int) -> str:
+        return f"{task}/{length}/{index}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Sample:
+        return cls(**{f.name: data[f.name] for f in fields(cls)})

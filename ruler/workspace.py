@@ -1,0 +1,55 @@
+"""Everything one generation needs, opened from user options: tokenizer, chat template, tasks, data, builder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from generators.resources import Resources
+from ruler.counting import TokenCounter
+from ruler.dataset import Plan
+from ruler.prompts import PromptRenderer, resolve_chat_template
+from ruler.samples import SampleBuilder
+from ruler.tasks import TaskRegistry, load_tasks
+from ruler.tokenizers import Tokenizer
+
+
+@dataclass
+class Workspace:
+    tokenizer: Tokenizer
+    registry: TaskRegistry
+    resources: Resources
+    builder: SampleBuilder
+    seed: int
+
+    def manifest(self, plan: Plan, command: str) -> dict[str, Any]:
+        """What shaped these prompts, for the dataset folder (and later the run) to record and compare."""
+        chat = self.builder.renderer.chat
+        needs_essay = any(spec.args.get("haystack") == "essay" for spec in plan.tasks)
+        qa_names = sorted({spec.args["dataset"] for spec in plan.tasks if spec.generator == "qa"})
+        return {
+            "kind": "ruler-dataset",
+            "tokenizer": self.tokenizer.name,
+            "tokenizer_fingerprint": self.tokenizer.fingerprint,
+            "chat_template": chat.source,
+            "chat_template_sha256": chat.sha256,
+            "seed": self.seed,
+            "tasks": {spec.name: self.registry.digest([spec]) for spec in plan.tasks},
+            "data": self.resources.describe(needs_essay, qa_names),
+            "lengths": plan.lengths,
+            "samples": plan.samples,
+            "command": command,
+        }
+
+
+def workspace_for(tokenizer: Tokenizer, chat_template: str = "auto", task_configs: Sequence[Path] = (),
+                  haystack_file: Path | None = None, qa_sources: dict[str, str | None] | None = None,
+                  seed: int = 42) -> Workspace:
+    """Tasks, chat template, data and sample builder around a loaded tokenizer."""
+    registry = load_tasks(list(task_configs))
+    renderer = PromptRenderer(registry.template_dirs, resolve_chat_template(chat_template, tokenizer), tokenizer)
+    sources = {name: source for name, source in (qa_sources or {}).items() if source}
+    resources = Resources(TokenCounter(tokenizer), haystack_file, sources)
+    return Workspace(tokenizer, registry, resources, SampleBuilder(tokenizer, renderer, resources, seed), seed)

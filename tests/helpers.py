@@ -1,0 +1,64 @@
+"""Real tokenizers built offline for the tests: trained on the shipped corpus, never downloaded."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from generators.resources import DATA_DIR
+
+LLAMA_STYLE_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|start|>{{ m['role'] }}\n{{ m['content'] }}"
+    "{% if not loop.last %}<|end|>\n{% endif %}{% endfor %}"
+)
+
+
+def corpus_text(limit: int = 400_000) -> str:
+    with gzip.open(DATA_DIR / "austen.jsonl.gz", "rt") as handle:
+        return json.loads(handle.readline())["text"][:limit]
+
+
+def train_tokenizer(path: Path) -> Path:
+    """A SentencePiece-style BPE (Metaspace, BOS added by the post-processor) with a chat template, saved as a
+    transformers folder: the `--tokenizer FOLDER` path, and boundary merges unlike byte-level BPE's."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    backend.decoder = decoders.Metaspace()
+    specials = ["<unk>", "<s>", "</s>", "<|start|>", "<|end|>"]
+    trainer = trainers.BpeTrainer(vocab_size=6000, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator([corpus_text(), " ".join(word_lists())], trainer)
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                        unk_token="<unk>", additional_special_tokens=specials[3:])
+    tokenizer.chat_template = LLAMA_STYLE_TEMPLATE
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def build_tiktoken():
+    """A tiktoken encoding from a byte-level BPE trained here (GPT-2's pattern; ranks in merge order)."""
+    import tiktoken
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=8000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    backend.train_from_iterator([corpus_text(), " ".join(word_lists())], trainer)
+    to_byte = {char: byte for byte, char in bytes_to_unicode().items()}
+    vocab = sorted(backend.get_vocab().items(), key=lambda item: item[1])
+    ranks = {bytes(to_byte[char] for char in token): rank for rank, (token, _) in enumerate(vocab)}
+    pattern = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+    return tiktoken.Encoding("test-bpe", pat_str=pattern, mergeable_ranks=ranks,
+                             special_tokens={"<|endoftext|>": len(ranks)})
+
+
+def word_lists() -> list[str]:
+    with gzip.open(DATA_DIR / "wonderwords.json.gz", "rt") as handle:
+        return [word for words in json.load(handle).values() for word in words]

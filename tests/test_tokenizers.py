@@ -1,0 +1,57 @@
+"""Tokenizers: every kind loads, fingerprints tell them apart, counts agree with the library's own, GGUF
+conversions are cached, and a tokenizer that cannot load is a one-line error."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ruler.errors import RulerError
+from ruler.tokenizers import TiktokenTokenizer, cache_dir, embedded_gguf, load_tokenizer
+
+
+def test_fingerprints_differ_between_tokenizers_and_repeat_for_the_same(smollm2, trained, tiktoken_tokenizer,
+                                                                        trained_tokenizer_dir) -> None:
+    assert len({smollm2.fingerprint, trained.fingerprint, tiktoken_tokenizer.fingerprint}) == 3
+    assert load_tokenizer(str(trained_tokenizer_dir)).fingerprint == trained.fingerprint
+
+
+def test_gguf_conversion_is_cached_under_the_file_hash(smollm2) -> None:
+    converted = list((cache_dir() / "tokenizers").glob("*/tokenizer_config.json"))
+    assert converted
+    start = time.perf_counter()
+    again = load_tokenizer(str(embedded_gguf("smollm2")))
+    assert again.fingerprint == smollm2.fingerprint
+    assert time.perf_counter() - start < 5
+
+
+def test_counts_match_transformers_encode(trained, trained_tokenizer_dir) -> None:
+    from transformers import AutoTokenizer
+
+    reference = AutoTokenizer.from_pretrained(trained_tokenizer_dir)
+    texts = ["Hello world.", "One of the special magic numbers for calm-river is: 1234567.\n", "  spaced\n\nout  "]
+    assert trained.count_batch(texts) == [len(reference(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    assert trained.added_tokens == 1 and trained.chat_template
+
+
+def test_measure_locates_marks_at_the_token_holding_them(smollm2, tiktoken_tokenizer) -> None:
+    text = "The grass is green. The sky is blue."
+    for tokenizer in (smollm2, tiktoken_tokenizer):
+        total, (index,) = tokenizer.measure(text, [text.index("The sky")])
+        assert total == tokenizer.count(text)
+        assert tokenizer.count(text[: text.index("The sky")]) in (index, index + 1)
+
+
+def test_tiktoken_counts_match_its_encode(tiktoken_encoding) -> None:
+    tokenizer = TiktokenTokenizer(tiktoken_encoding, "tiktoken:test")
+    text = "Pride and Prejudice <|endoftext|> again"
+    assert tokenizer.count(text) == len(tiktoken_encoding.encode(text, allowed_special="all"))
+    assert tokenizer.token_starts(text)[0] == 0
+
+
+@pytest.mark.parametrize("spec", ["/no/such/folder", "missing.gguf", "tiktoken:no_such_encoding"])
+def test_unloadable_tokenizers_are_one_line_errors(spec: str) -> None:
+    with pytest.raises(RulerError) as error:
+        load_tokenizer(spec)
+    assert "\n" not in str(error.value)

@@ -1,0 +1,97 @@
+"""Every sample is checked as it is made: needles present once, references recoverable, keys distinct, the QA gold
+documents included, the frequency tasks' answers truly the most frequent; needle depths are where they say."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from generators import get_generator
+from generators.base import Context, GenerationDefect, derive_rng
+
+
+def draft_of(workspace, task: str, length: int = 8192, index: int = 0):
+    spec = workspace.registry.tasks[task]
+    return get_generator(spec.generator)(spec.args, length, index, derive_rng(42, task, length, index),
+                                         workspace.resources)
+
+
+@pytest.fixture(scope="module")
+def workspace(smollm2, workspaces):
+    return workspaces(smollm2)
+
+
+def test_a_needle_inserted_twice_is_caught(workspace) -> None:
+    draft = draft_of(workspace, "niah_single_2")
+    context = draft.render(2000)
+    doubled = Context(context.text + " " + draft.needles[0], context.marks)
+    with pytest.raises(GenerationDefect, match="appears 2 times"):
+        draft.check(doubled)
+
+
+def test_a_missing_needle_is_caught(workspace) -> None:
+    draft = draft_of(workspace, "niah_multikey_2")
+    context = draft.render(100)
+    with pytest.raises(GenerationDefect, match="appears 0 times"):
+        draft.check(Context(context.text.replace(draft.needles[0], ""), context.marks))
+
+
+def test_a_reference_absent_from_the_context_is_caught(workspace) -> None:
+    draft = draft_of(workspace, "vt")
+    draft = dataclasses.replace(draft, references=draft.references + ["ZZZZZ"])
+    with pytest.raises(GenerationDefect, match="ZZZZZ"):
+        draft.check(draft.render(40))
+
+
+def test_cwe_rejects_an_uncommon_word_as_frequent_as_a_common_one(workspace) -> None:
+    draft = draft_of(workspace, "cwe")
+    context = draft.render(300)
+    rival = draft.uncommon[0]
+    padded = context.text + "".join(f" {i}. {rival}" for i in range(9000, 9040))
+    with pytest.raises(GenerationDefect, match="uncommon word"):
+        draft.check(Context(padded))
+
+
+def test_fwe_rejects_answers_that_do_not_stand_out(workspace) -> None:
+    draft = draft_of(workspace, "fwe")
+    context = draft.render(3000)
+    flooded = context.text + (" " + draft.vocab[-1]) * 2000
+    with pytest.raises(GenerationDefect, match="do not stand above"):
+        draft.check(Context(flooded))
+
+
+def test_qa_rejects_a_context_without_its_gold_document(workspace) -> None:
+    draft = draft_of(workspace, "qa_1")
+    context = draft.render(10)
+    with pytest.raises(GenerationDefect, match="gold document"):
+        draft.check(Context(context.text.replace(draft.docs[draft.gold[0]], "")))
+
+
+def test_keys_are_distinct_and_distractors_never_reuse_the_query_key(workspace) -> None:
+    draft = draft_of(workspace, "niah_multiquery")
+    keys = [needle.split(" for ")[1].split(" is:")[0] for needle in draft.needles]
+    assert len(set(keys)) == len(keys) == 4
+    haystack = draft_of(workspace, "niah_multikey_2")
+    key = haystack.needles[0].split(" for ")[1].split(" is:")[0]
+    assert sum(f" for {key} is:" in line for line in haystack.stream.take(3000)) == 0
+
+
+@pytest.mark.parametrize("task", ["niah_single_1", "niah_single_2", "niah_multikey_2", "vt", "qa_2"])
+def test_recorded_depth_is_where_the_needle_starts(workspace, task: str) -> None:
+    spec = workspace.registry.tasks[task]
+    sample, text = workspace.builder.build(spec, 16384, 2)
+    draft = draft_of(workspace, task, 16384, 2)
+    needles = draft.needles if task != "qa_2" else [draft.docs[doc] for doc in draft.gold]
+    assert len(sample.depths) == len(needles) > 0
+    for needle, depth in zip(needles, sample.depths):
+        before = workspace.tokenizer.measure(text[: text.index(needle)])[0]
+        assert abs(depth * sample.prompt_tokens - before) <= 8
+
+
+def test_essay_needles_sit_at_sentence_starts(workspace) -> None:
+    _, text = workspace.builder.build(workspace.registry.tasks["niah_multikey_1"], 16384, 0)
+    draft = draft_of(workspace, "niah_multikey_1", 16384, 0)
+    for needle in draft.needles:
+        before = text[: text.index(needle)].rstrip()
+        assert before[-1] in ".!?\"'\u201d\u2019)]" or before.endswith("afterwards.")
