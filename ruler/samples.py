@@ -59,8 +59,13 @@ class SampleBuilder:
 
     def rebuild(self, spec: TaskSpec, sample: Sample) -> str:
         """The prompt of a stored sample, from its recipe alone (no tokenization), checked against its hash."""
+        return self.rebuild_request(spec, sample)[0]
+
+    def rebuild_request(self, spec: TaskSpec, sample: Sample) -> tuple[str, str]:
+        """The full prompt and the user message alone (what chat mode sends), checked against the stored hash."""
         draft, frame = self._draft(spec, sample.length, sample.index)
-        text = frame.head + draft.render(sample.units, sample.words).text + frame.tail
+        context = draft.render(sample.units, sample.words).text
+        text = frame.head + context + frame.tail
         if sha256_text(text) != sample.prompt_sha256:
             raise RulerError(f"{sample.id}: rebuilt prompt differs from the stored one (data or templates changed)")
-        return text
+        return text, frame.message_head + context + frame.message_tail

@@ -39,3 +39,28 @@ class Sample:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Sample:
         return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One finished request, as journaled in a run's predictions.jsonl."""
+
+    id: str
+    task: str
+    length: int
+    index: int
+    prediction: str
+    validity: str
+    finish_reason: str | None
+    #: the prompt's token count by the local tokenizer; `usage` holds the server's own counts when it gave them
+    prompt_tokens: int
+    usage: dict[str, Any] | None
+    latency_s: float
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Prediction:
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})

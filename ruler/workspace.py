@@ -35,6 +35,7 @@ class Workspace:
             "tokenizer_fingerprint": self.tokenizer.fingerprint,
             "chat_template": chat.source,
             "chat_template_sha256": chat.sha256,
+            "mode": self.builder.renderer.mode,
             "seed": self.seed,
             "tasks": {spec.name: self.registry.digest([spec]) for spec in plan.tasks},
             "data": self.resources.describe(needs_essay, qa_names),
@@ -46,10 +47,11 @@ class Workspace:
 
 def workspace_for(tokenizer: Tokenizer, chat_template: str = "auto", task_configs: Sequence[Path] = (),
                   haystack_file: Path | None = None, qa_sources: dict[str, str | None] | None = None,
-                  seed: int = 42) -> Workspace:
+                  seed: int = 42, mode: str = "prefill") -> Workspace:
     """Tasks, chat template, data and sample builder around a loaded tokenizer."""
     registry = load_tasks(list(task_configs))
-    renderer = PromptRenderer(registry.template_dirs, resolve_chat_template(chat_template, tokenizer), tokenizer)
+    renderer = PromptRenderer(registry.template_dirs, resolve_chat_template(chat_template, tokenizer), tokenizer,
+                              mode)
     sources = {name: source for name, source in (qa_sources or {}).items() if source}
     resources = Resources(TokenCounter(tokenizer), haystack_file, sources)
     return Workspace(tokenizer, registry, resources, SampleBuilder(tokenizer, renderer, resources, seed), seed)

@@ -44,7 +44,7 @@ def test_torn_last_line_is_ignored_and_cut_before_appending(tmp_path) -> None:
 def test_a_folder_made_with_another_tokenizer_is_refused(smollm2, trained, workspaces, tmp_path) -> None:
     folder = dataset.DatasetFolder(tmp_path)
     claim(workspaces(smollm2), folder, plan_for(workspaces(smollm2)))
-    with pytest.raises(RulerError, match="different tokenizer"):
+    with pytest.raises(RulerError, match="different tokenizer; use another --out"):
         claim(workspaces(trained), folder, plan_for(workspaces(trained)))
 
 

@@ -1,0 +1,174 @@
+"""`ruler run`: generate (or reuse) the data, send every prompt to a model, journal the answers, summarise.
+
+A run folder is a dataset folder (manifest.json, samples.jsonl) plus predictions.jsonl. The same command resumes
+it: finished ids are skipped and nothing is sent twice. A different model, backend, tokenizer, chat template, task
+definition or seed is refused unless --new, which moves the old folder aside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ruler import dataset
+from ruler.backends import backend_class
+from ruler.backends.base import Backend, BackendOptions, Request
+from ruler.errors import RulerError
+from ruler.journal import Journal, read_jsonl
+from ruler.lengths import format_length
+from ruler.runner import predict
+from ruler.scoring.metrics import score
+from ruler.scoring.validity import SCORED, VALIDITIES
+from ruler.tokenizers import load_tokenizer
+from ruler.types import Prediction, Sample
+from ruler.workspace import Workspace, workspace_for
+
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+@dataclass
+class RunOptions:
+    model: str
+    lengths: list[int]
+    backend: str = "openai"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    tokenizer: str | None = None
+    chat_template: str = "auto"
+    mode: str = "prefill"
+    tasks: str | None = None
+    suite: str | None = None
+    samples: int = 10
+    seed: int = 42
+    out: Path | None = None
+    concurrency: int = 8
+    timeout: float = 600.0
+    max_retries: int = 6
+    force: bool = False
+    new: bool = False
+    retry_errors: bool = False
+    task_configs: list[Path] = field(default_factory=list)
+    haystack_file: Path | None = None
+    qa_sources: dict[str, str | None] = field(default_factory=dict)
+    device: str | None = None
+    dtype: str | None = None
+
+
+def run_folder(options: RunOptions) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(options.model.rstrip("/")).name).strip("-") or "model"
+    return options.out or Path("outputs") / f"{slug}-{options.backend}"
+
+
+def _api_key(options: RunOptions) -> str | None:
+    name = options.api_key_env or DEFAULT_KEY_ENV
+    key = os.environ.get(name)
+    if options.api_key_env and not key:
+        raise RulerError(f"the API key variable {name} is not set")
+    return key
+
+
+def latest_predictions(path: Path) -> dict[str, Prediction]:
+    """The journal's last word on each id (a retried error is superseded by its retry)."""
+    return {record["id"]: Prediction.from_json(record) for record in read_jsonl(path)}
+
+
+def execute(options: RunOptions) -> int:
+    cls = backend_class(options.backend)
+    workspace = workspace_for(load_tokenizer(options.tokenizer or options.model), options.chat_template,
+                              options.task_configs, options.haystack_file, options.qa_sources, options.seed,
+                              options.mode)
+    backend_options = BackendOptions(base_url=options.base_url, api_key=_api_key(options), timeout=options.timeout,
+                                     max_retries=options.max_retries, concurrency=options.concurrency,
+                                     device=options.device, dtype=options.dtype,
+                                     chat_template=workspace.builder.renderer.chat.text)
+    backend = cls.create(options.model, backend_options)
+    try:
+        return asyncio.run(_execute(options, workspace, backend))
+    except KeyboardInterrupt:
+        print(f"ruler: interrupted; finished predictions are saved in {run_folder(options)}. "
+              "Run the same command to resume.", file=sys.stderr)
+        return 130
+
+
+async def _execute(options: RunOptions, workspace: Workspace, backend: Backend) -> int:
+    from tqdm import tqdm
+
+    try:
+        window = await backend.context_window()
+        lengths = options.lengths
+        if window is not None and not options.force:
+            beyond = [length for length in lengths if length > window]
+            if beyond:
+                print(f"skipping {', '.join(map(format_length, beyond))}: beyond the model's {window}-token window "
+                      "(--force sends them anyway)", file=sys.stderr)
+            lengths = [length for length in lengths if length <= window]
+            if not lengths:
+                raise RulerError(f"every length exceeds the model's {window}-token window; use --force to send them")
+        plan = dataset.Plan(workspace.registry.select(options.tasks, options.suite), lengths, options.samples)
+        root = run_folder(options)
+        folder = dataset.DatasetFolder(root)
+        manifest = workspace.manifest(plan, " ".join(shlex.quote(arg) for arg in sys.argv))
+        manifest = {**manifest, "kind": "ruler-run", "run": {**backend.describe(), "window": window}}
+        if options.new and root.exists():
+            root.rename(root.with_name(f"{root.name}.old-{time.strftime('%Y%m%d-%H%M%S')}"))
+        folder.claim(manifest, hint="use --new to start a fresh run")
+
+        with tqdm(total=len(list(plan.ids())), unit="sample", desc="data", disable=None) as bar:
+            samples = dataset.generate(folder, workspace.builder, plan, lambda sample, new: bar.update(1))
+        predictions_path = root / "predictions.jsonl"
+        done = latest_predictions(predictions_path)
+        pending = [s for s in samples if s.id not in done or (options.retry_errors and done[s.id].validity == "error")]
+        specs = {spec.name: spec for spec in plan.tasks}
+
+        def request_for(sample: Sample) -> Request:
+            text, message = workspace.builder.rebuild_request(specs[sample.task], sample)
+            chat = options.mode == "chat"
+            return Request(sample.id, message if chat else text, sample.max_new_tokens, chat=chat)
+
+        failures = Counter()
+        with Journal(predictions_path) as journal, tqdm(total=len(samples), initial=len(samples) - len(pending),
+                                                         unit="req", desc="predict", disable=None) as bar:
+            def finished(prediction: Prediction) -> None:
+                done[prediction.id] = prediction
+                if prediction.validity not in SCORED:
+                    failures[prediction.validity] += 1
+                    bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in failures.items()), refresh=False)
+                bar.update(1)
+
+            await predict(backend, pending, request_for, journal, options.concurrency, finished)
+        print(summary(samples, done))
+        print(f"run: {root}")
+        return 0
+    finally:
+        await backend.aclose()
+
+
+def summary(samples: list[Sample], predictions: dict[str, Prediction]) -> str:
+    """Accuracy per task x length over the answered predictions (n beside it), then the counts by validity."""
+    cells: dict[tuple[str, int], list[float]] = defaultdict(list)
+    validity = Counter()
+    for sample in samples:
+        prediction = predictions.get(sample.id)
+        if prediction is None:
+            continue
+        validity[prediction.validity] += 1
+        if prediction.validity in SCORED:
+            cells[(sample.task, sample.length)].append(score(sample.metric, prediction.prediction, sample.references))
+    tasks = list(dict.fromkeys(sample.task for sample in samples))
+    lengths = sorted({sample.length for sample in samples})
+    lines = [f"{'task':18}" + "".join(f"{format_length(length):>14}" for length in lengths)]
+    for task in tasks:
+        row = f"{task:18}"
+        for length in lengths:
+            values = cells.get((task, length), [])
+            row += f"{(100 * sum(values) / len(values)) if values else float('nan'):>8.1f} (n={len(values):>2})"
+        lines.append(row)
+    lines.append("validity: " + ", ".join(f"{name} {validity[name]}" for name in VALIDITIES if validity[name]))
+    return "\n".join(lines)

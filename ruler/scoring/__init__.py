@@ -1,0 +1,1 @@
+"""Scoring: RULER's metrics on each prediction, validity of each answer, and per-cell aggregates."""

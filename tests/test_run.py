@@ -1,0 +1,142 @@
+"""`ruler run` end to end against a loopback server: journaling, resume, refusal of a changed configuration,
+retrying errors, the window check, kill -9 at any moment, and bad input as one line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from fake_server import FakeServer
+from ruler.cli import main
+
+
+def run_args(server: FakeServer, tokenizer: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", "--model", "fake", "--base-url", server.url, "--tokenizer", str(tokenizer), "--lengths", "4k",
+            "--tasks", "niah_single_1,niah_multikey_2", "--samples", "3", "--out", str(out), "--max-retries", "0",
+            *extra]
+
+
+def with_option(args: list[str], flag: str, value: str) -> list[str]:
+    """`args` with `flag` set to `value`, replacing it where present."""
+    if flag in args:
+        return args[:args.index(flag) + 1] + [value] + args[args.index(flag) + 2:]
+    return args + [flag, value]
+
+
+def journal(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture()
+def server():
+    with FakeServer() as running:
+        yield running
+
+
+def test_a_run_journals_every_prediction_and_prints_the_summary(server, trained_tokenizer_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(run_args(server, trained_tokenizer_dir, out)) == 0
+    records = journal(out)
+    assert len(records) == 6 and {r["validity"] for r in records} == {"ok"}
+    assert {"id", "task", "length", "index", "prediction", "validity", "finish_reason", "prompt_tokens", "usage",
+            "latency_s"} <= set(records[0])
+    printed = capsys.readouterr().out
+    assert "niah_single_1" in printed and "100.0 (n= 3)" in printed and "validity: ok 6" in printed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["run"] == {"backend": "openai", "model": "fake", "base_url": server.url, "window": 131072}
+
+
+def test_the_same_command_resumes_without_sending_anything_twice(server, trained_tokenizer_dir, tmp_path):
+    out = tmp_path / "run"
+    assert main(run_args(server, trained_tokenizer_dir, out)) == 0
+    server.received.clear()
+    assert main(run_args(server, trained_tokenizer_dir, out)) == 0
+    assert server.received == [] and len(journal(out)) == 6
+
+
+def test_a_changed_model_is_refused_unless_new(server, trained_tokenizer_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(run_args(server, trained_tokenizer_dir, out)) == 0
+    changed = with_option(run_args(server, trained_tokenizer_dir, out), "--model", "other")
+    assert main(changed) == 2
+    assert "different model; use --new" in capsys.readouterr().err
+    assert main(changed + ["--new"]) == 0
+    assert len(journal(out)) == 6 and len(list(tmp_path.glob("run.old-*"))) == 1
+
+
+def test_retry_errors_resends_only_the_errors(server, trained_tokenizer_dir, tmp_path):
+    out = tmp_path / "run"
+    server.script.extend(["500", "500"])
+    assert main(run_args(server, trained_tokenizer_dir, out, "--concurrency", "1")) == 0
+    assert Counter(r["validity"] for r in journal(out)) == {"ok": 4, "error": 2}
+    server.received.clear()
+    assert main(run_args(server, trained_tokenizer_dir, out, "--retry-errors")) == 0
+    assert len(server.received) == 2
+    latest = {r["id"]: r["validity"] for r in journal(out)}
+    assert set(latest.values()) == {"ok"} and len(latest) == 6
+
+
+def test_lengths_beyond_the_window_are_skipped_unless_forced(trained_tokenizer_dir, tmp_path, capsys):
+    with FakeServer(window=6000) as server:
+        args = with_option(run_args(server, trained_tokenizer_dir, tmp_path / "run"), "--lengths", "4k,8k")
+        assert main(args) == 0
+        assert "skipping 8k: beyond the model's 6000-token window" in capsys.readouterr().err
+        assert {r["length"] for r in journal(tmp_path / "run")} == {4096}
+        server.script.extend(["overflow"] * 6)
+        assert main(args + ["--force"]) == 0
+        assert Counter(r["validity"] for r in journal(tmp_path / "run")) == {"ok": 6, "overflow": 6}
+
+
+def test_chat_mode_sends_the_user_message_with_the_prefix(server, trained_tokenizer_dir, tmp_path):
+    assert main(run_args(server, trained_tokenizer_dir, tmp_path / "run", "--mode", "chat")) == 0
+    sent = server.received[0]
+    assert sent["path"] == "/v1/chat/completions"
+    message = sent["messages"][0]["content"]
+    assert message.endswith("mentioned in the provided text is") and "<|start|>" not in message
+    assert {r["validity"] for r in journal(tmp_path / "run")} == {"ok"}
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--backend", "vllmm"], "unknown backend 'vllmm'"),
+    (["--base-url", "http://127.0.0.1:9/v1"], "cannot reach http://127.0.0.1:9/v1"),
+    (["--api-key-env", "RULER_TEST_NO_SUCH_KEY"], "RULER_TEST_NO_SUCH_KEY is not set"),
+    (["--lengths", "4x"], "bad length"),
+])
+def test_bad_run_input_is_one_line_and_exit_code_2(server, trained_tokenizer_dir, tmp_path, capsys, extra, message):
+    args = with_option(run_args(server, trained_tokenizer_dir, tmp_path / "run"), *extra)
+    assert main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_run_without_a_model_says_how_to_choose_one(capsys):
+    assert main(["run", "--lengths", "4k"]) == 2
+    assert "choose a model" in capsys.readouterr().err
+
+
+def test_kill_9_at_any_point_loses_nothing_finished(trained_tokenizer_dir, tmp_path):
+    out = tmp_path / "run"
+    with FakeServer(delay=0.15) as server:
+        args = [sys.executable, "-m", "ruler.cli",
+                *with_option(run_args(server, trained_tokenizer_dir, out, "--concurrency", "2"), "--samples", "5")]
+        for stop_after in (1, 4, 7):
+            process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            path = out / "predictions.jsonl"
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and (not path.exists() or
+                                                   path.read_bytes().count(b"\n") < stop_after):
+                time.sleep(0.02)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        assert subprocess.run(args, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}).returncode == 0
+    ids = Counter(record["id"] for record in journal(out))
+    assert len(ids) == 10 and set(ids.values()) == {1}
