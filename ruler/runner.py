@@ -28,7 +28,7 @@ async def predict(backend: Backend, samples: Iterable[Sample], request_for: Call
                 id=sample.id, task=sample.task, length=sample.length, index=sample.index,
                 prediction=completion.text, validity=classify(completion), finish_reason=completion.finish_reason,
                 prompt_tokens=sample.prompt_tokens, usage=completion.usage, latency_s=round(completion.latency_s, 4),
-                error=completion.error,
+                error=completion.error, timings={k: round(v, 4) for k, v in completion.timings.items()} or None,
             )
             journal.append(prediction.to_json())
             on_done(prediction)

@@ -57,6 +57,8 @@ class Prediction:
     usage: dict[str, Any] | None
     latency_s: float
     error: str | None = None
+    #: backend-specific timings, e.g. prefill_s and decode_s in process
+    timings: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
