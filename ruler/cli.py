@@ -144,7 +144,7 @@ def list_tasks(task_configs: tuple[Path, ...]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: click in non-standalone mode, so every usage error is one line and exit code 2."""
     try:
-        cli.main(args=argv, prog_name="ruler", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="ruler", standalone_mode=False)
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.exceptions.Abort:
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     except RulerError as error:
         click.echo(f"ruler: error: {error}", err=True)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

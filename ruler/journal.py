@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._repair(path)
         self._handle = path.open("ab")
+        self._lock = threading.Lock()
 
     @staticmethod
     def _repair(path: Path) -> None:
@@ -39,12 +41,16 @@ class Journal:
                 handle.truncate(data.rfind(b"\n") + 1)
 
     def append(self, record: dict[str, Any]) -> None:
-        self._handle.write(json.dumps(record, ensure_ascii=False).encode() + b"\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        """Write one whole line and make it durable; safe to call from several threads at once."""
+        line = json.dumps(record, ensure_ascii=False).encode() + b"\n"
+        with self._lock:
+            self._handle.write(line)
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
 
     def close(self) -> None:
-        self._handle.close()
+        with self._lock:
+            self._handle.close()
 
     def __enter__(self) -> Journal:
         return self

@@ -1,7 +1,7 @@
 """Sends requests to a backend with bounded concurrency and journals every finished one at once.
 
-Each prediction is appended (flushed and fsynced) the moment it completes, so a killed run loses at most the
-requests in flight; the prompt text is rebuilt from its recipe off the event loop, one request at a time, so memory
+Each prediction is appended (flushed and fsynced, off the event loop) the moment it completes, so a killed run loses
+at most the requests in flight; the prompt text is rebuilt from its recipe off the event loop, one request at a time, so memory
 stays flat at any length.
 """
 
@@ -30,7 +30,7 @@ async def predict(backend: Backend, samples: Iterable[Sample], request_for: Call
                 prompt_tokens=sample.prompt_tokens, usage=completion.usage, latency_s=round(completion.latency_s, 4),
                 error=completion.error, timings={k: round(v, 4) for k, v in completion.timings.items()} or None,
             )
-            journal.append(prediction.to_json())
+            await asyncio.to_thread(journal.append, prediction.to_json())
             on_done(prediction)
 
     await asyncio.gather(*(worker() for _ in range(max(concurrency, 1))))

@@ -98,3 +98,9 @@ def test_window_comes_from_the_model_listing(server) -> None:
 
 def test_base_urls_are_normalised_to_the_v1_root() -> None:
     assert api_base("http://h:1") == api_base("http://h:1/") == api_base("http://h:1/v1/") == "http://h:1/v1"
+
+
+def test_the_recorded_url_carries_no_credentials() -> None:
+    backend = OpenAICompatible("m", "https://user:secret@host:8443/v1?key=secret")
+    assert backend.describe()["base_url"] == "https://host:8443/v1"
+    asyncio.run(backend.aclose())

@@ -140,3 +140,20 @@ def test_kill_9_at_any_point_loses_nothing_finished(trained_tokenizer_dir, tmp_p
         assert subprocess.run(args, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}).returncode == 0
     ids = Counter(record["id"] for record in journal(out))
     assert len(ids) == 10 and set(ids.values()) == {1}
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(trained_tokenizer_dir, tmp_path):
+    out = tmp_path / "run"
+    with FakeServer(delay=0.3) as server:
+        args = [sys.executable, "-m", "ruler.cli", *run_args(server, trained_tokenizer_dir, out, "--concurrency", "1")]
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        path = out / "predictions.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not path.exists() or path.read_bytes().count(b"\n") < 2):
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Run the same command to resume" in stderr and "Traceback" not in stderr
+    assert 2 <= len(journal(out)) < 6

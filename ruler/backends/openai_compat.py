@@ -12,6 +12,7 @@ import asyncio
 import random
 import time
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit, urlunsplit
 from typing import Any
 
 import httpx
@@ -28,6 +29,14 @@ def api_base(url: str) -> str:
     """`http://host:8000`, `http://host:8000/` and `http://host:8000/v1` all mean the `/v1` API root."""
     url = url.rstrip("/")
     return url if url.endswith("/v1") else url + "/v1"
+
+
+def public_url(url: str) -> str:
+    """The URL without credentials or query string, fit for a manifest."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _message(response: httpx.Response) -> str:
@@ -73,7 +82,7 @@ class OpenAICompatible(Backend):
                    options.concurrency)
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "model": self.model, "base_url": self.base_url}
+        return {"backend": self.name, "model": self.model, "base_url": public_url(self.base_url)}
 
     def _body(self, request: Request) -> tuple[str, dict[str, Any]]:
         body: dict[str, Any] = {"model": self.model, "max_tokens": request.max_new_tokens, "temperature": 0.0,
