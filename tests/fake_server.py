@@ -106,7 +106,7 @@ class FakeServer:
         choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
         return {"id": "x", "choices": [choice], "usage": {"prompt_tokens": 10, "completion_tokens": 3}}
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> FakeServer:
         self.thread.start()
         return self
 

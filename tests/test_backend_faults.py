@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from fake_server import FakeServer
+
 from ruler.backends.base import Request
 from ruler.backends.openai_compat import OpenAICompatible, api_base
 from ruler.scoring.validity import classify

@@ -13,8 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from fake_server import FakeServer
+
 from ruler.cli import main
 
 

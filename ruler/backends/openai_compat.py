@@ -9,17 +9,19 @@ never retried and never scored as a wrong answer.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit, urlunsplit
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from ruler.backends.base import Backend, BackendOptions, Completion, Request
 from ruler.errors import RulerError
 
+POOL_SIZE = 8
 RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
 OVERFLOW_HINTS = ("context", "too long", "exceed", "n_ctx", "max_model_len", "maximum length", "too many tokens")
 WINDOW_FIELDS = ("max_model_len", "context_length", "context_window", "max_context_length", "n_ctx", "n_ctx_train")
@@ -70,9 +72,14 @@ class OpenAICompatible(Backend):
         self.model, self.base_url = model, api_base(base_url)
         self.max_retries, self.backoff, self.max_backoff = max_retries, backoff, max_backoff
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(
+        # httpcore's pool scans every connection for every waiting request: at high concurrency that costs more
+        # CPU than the requests, so connections are spread over small pools.
+        pools = -(-concurrency // POOL_SIZE)
+        self._clients = [httpx.AsyncClient(
             base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency))
+            limits=httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE))
+            for _ in range(pools)]
+        self._next = itertools.cycle(self._clients)
 
     @classmethod
     def create(cls, model: str, options: BackendOptions) -> OpenAICompatible:
@@ -103,7 +110,7 @@ class OpenAICompatible(Backend):
         for attempt in range(self.max_retries + 1):
             response = None
             try:
-                response = await self._client.post(path, json=body)
+                response = await next(self._next).post(path, json=body)
             except httpx.TimeoutException:
                 error = "timed out"
             except httpx.TransportError as failure:
@@ -149,7 +156,7 @@ class OpenAICompatible(Backend):
     async def context_window(self) -> int | None:
         """From `/v1/models` (vLLM's max_model_len, OpenRouter's context_length ...); also proves the server is up."""
         try:
-            response = await self._client.get("/models")
+            response = await self._clients[0].get("/models")
         except httpx.HTTPError as failure:
             raise RulerError(f"cannot reach {self.base_url}: {type(failure).__name__} {failure}".strip()) from None
         if response.status_code in (401, 403):
@@ -168,4 +175,5 @@ class OpenAICompatible(Backend):
         return None
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
