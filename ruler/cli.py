@@ -12,12 +12,19 @@ from pathlib import Path
 import click
 
 from ruler.errors import RulerError
-from ruler.lengths import format_length, parse_lengths
+from ruler.lengths import format_length, parse_length, parse_lengths
 
 
 def _lengths(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
     try:
         return parse_lengths(value) if value is not None else None
+    except RulerError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _length(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    try:
+        return parse_length(value) if value is not None else None
     except RulerError as error:
         raise click.BadParameter(str(error)) from None
 
@@ -109,6 +116,10 @@ def generate(**options) -> None:
 @click.option("--retry-errors", is_flag=True, help="Send again the requests whose validity is `error`.")
 @click.option("--device", default=None, help="hf backend: cuda, cpu ... (default: CUDA when present).")
 @click.option("--dtype", default=None, help="hf backend: bfloat16, float16, float32 (default: automatic).")
+@click.option("--threshold", default=85.6, show_default=True, type=float,
+              help="Score the mean must keep for a length to count as effective (RULER's 85.6).")
+@click.option("--claimed", default=None, callback=_length,
+              help="The advertised window, e.g. 1m (default: the window the backend reports).")
 def run(**options) -> None:
     """Generate (or reuse) the data, query the model, score (resumable: run the same command again)."""
     from ruler.run import RunOptions, execute
@@ -120,6 +131,18 @@ def run(**options) -> None:
     code = execute(RunOptions(**{**options, "task_configs": list(options["task_configs"])}, qa_sources=qa_sources))
     if code:
         raise click.exceptions.Exit(code)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--threshold", default=85.6, show_default=True, type=float,
+              help="Score the mean must keep for a length to count as effective (RULER's 85.6).")
+@click.option("--claimed", default=None, callback=_length, help="The advertised window, e.g. 1m.")
+def report(run_dir: Path, threshold: float, claimed: int | None) -> None:
+    """Score a run folder and write its report (results.json, tables, plots, report.html)."""
+    from ruler.run import report as write
+
+    click.echo(write(run_dir, threshold, claimed))
 
 
 @cli.command(name="tasks")

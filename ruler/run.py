@@ -13,7 +13,7 @@ import re
 import shlex
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,6 @@ from ruler.errors import RulerError
 from ruler.journal import Journal, read_jsonl
 from ruler.lengths import format_length
 from ruler.runner import predict
-from ruler.scoring.metrics import score
 from ruler.scoring.validity import SCORED, VALIDITIES
 from ruler.tokenizers import load_tokenizer
 from ruler.types import Prediction, Sample
@@ -59,6 +58,8 @@ class RunOptions:
     qa_sources: dict[str, str | None] = field(default_factory=dict)
     device: str | None = None
     dtype: str | None = None
+    threshold: float = 85.6
+    claimed: int | None = None
 
 
 def run_folder(options: RunOptions) -> Path:
@@ -72,6 +73,21 @@ def _api_key(options: RunOptions) -> str | None:
     if options.api_key_env and not key:
         raise RulerError(f"the API key variable {name} is not set")
     return key
+
+
+def report(root: Path, threshold: float, claimed: int | None) -> str:
+    """Write the run's report folder; return the verdict, the table, the validity counts and the paths."""
+    from ruler.report.results import load
+    from ruler.report.tables import text
+    from ruler.report.write import write_report
+
+    results = load(root, threshold, claimed)
+    written = write_report(results, root / "report")
+    counts = Counter(s.validity for s in results.scored)
+    return "\n".join([results.verdict.line(), "", text(results), "",
+                      "validity: " + ", ".join(f"{name} {counts[name]}" for name in VALIDITIES if counts[name]),
+                      f"run: {root}", f"report: {written['html']}",
+                      "plots: " + ", ".join(str(p) for k, p in written.items() if str(p).endswith(".png"))])
 
 
 def latest_predictions(path: Path) -> dict[str, Prediction]:
@@ -143,32 +159,7 @@ async def _execute(options: RunOptions, workspace: Workspace, backend: Backend) 
                 bar.update(1)
 
             await predict(backend, pending, request_for, journal, options.concurrency, finished)
-        print(summary(samples, done))
-        print(f"run: {root}")
+        print(report(root, options.threshold, options.claimed))
         return 0
     finally:
         await backend.aclose()
-
-
-def summary(samples: list[Sample], predictions: dict[str, Prediction]) -> str:
-    """Accuracy per task x length over the answered predictions (n beside it), then the counts by validity."""
-    cells: dict[tuple[str, int], list[float]] = defaultdict(list)
-    validity = Counter()
-    for sample in samples:
-        prediction = predictions.get(sample.id)
-        if prediction is None:
-            continue
-        validity[prediction.validity] += 1
-        if prediction.validity in SCORED:
-            cells[(sample.task, sample.length)].append(score(sample.metric, prediction.prediction, sample.references))
-    tasks = list(dict.fromkeys(sample.task for sample in samples))
-    lengths = sorted({sample.length for sample in samples})
-    lines = [f"{'task':18}" + "".join(f"{format_length(length):>14}" for length in lengths)]
-    for task in tasks:
-        row = f"{task:18}"
-        for length in lengths:
-            values = cells.get((task, length), [])
-            row += f"{(100 * sum(values) / len(values)) if values else float('nan'):>8.1f} (n={len(values):>2})"
-        lines.append(row)
-    lines.append("validity: " + ", ".join(f"{name} {validity[name]}" for name in VALIDITIES if validity[name]))
-    return "\n".join(lines)

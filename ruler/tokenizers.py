@@ -20,6 +20,9 @@ import numpy as np
 
 from ruler.errors import RulerError
 
+#: tokenizer classes whose behaviour is all in tokenizer.json, so the `tokenizers` library alone reproduces them
+LIGHT_CLASSES = {"TokenizersBackend", "PreTrainedTokenizerFast"}
+
 
 def cache_dir() -> Path:
     """Where converted tokenizers and token-count indexes live (`RULER_CACHE_DIR`, else ~/.cache/ruler)."""
@@ -63,19 +66,43 @@ class Tokenizer(ABC):
 
 
 class HFTokenizer(Tokenizer):
-    """A transformers tokenizer; counting goes straight to its Rust backend, which gives the same ids faster."""
+    """A Hugging Face tokenizer; counting goes straight to its Rust backend (`tokenizers`), the ids transformers
+    would give, faster."""
 
-    def __init__(self, tokenizer, name: str) -> None:
+    def __init__(self, backend, name: str, chat_template: str | None, bos_token: str | None,
+                 eos_token: str | None, added_tokens: int) -> None:
+        self._backend, self.name, self.chat_template = backend, name, chat_template
+        self.bos_token, self.eos_token, self.added_tokens = bos_token, eos_token, added_tokens
+        self.fingerprint = _sha256("hf", backend.to_str(), str(bos_token), str(eos_token))
+
+    @classmethod
+    def from_transformers(cls, tokenizer, name: str) -> HFTokenizer:
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if backend is None:
             raise RulerError(f"tokenizer {name!r} has no fast (Rust) backend; ruler needs a fast tokenizer")
-        self._backend = backend
-        self.name = name
-        self.chat_template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None
-        self.bos_token = tokenizer.bos_token
-        self.eos_token = tokenizer.eos_token
-        self.added_tokens = len(tokenizer("", add_special_tokens=True)["input_ids"])
-        self.fingerprint = _sha256("hf", backend.to_str(), str(self.bos_token), str(self.eos_token))
+        template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None
+        return cls(backend, name, template, tokenizer.bos_token, tokenizer.eos_token,
+                   len(tokenizer("", add_special_tokens=True)["input_ids"]))
+
+    @classmethod
+    def from_folder(cls, folder: Path, name: str) -> HFTokenizer | None:
+        """Load a plain `tokenizers` folder (as GGUF conversions are saved) without transformers, which would
+        import torch: a third of a GB of memory that counting never uses. None when the folder needs more."""
+        config_path, model_path = folder / "tokenizer_config.json", folder / "tokenizer.json"
+        if not (config_path.is_file() and model_path.is_file()):
+            return None
+        config = json.loads(config_path.read_text())
+        if config.get("tokenizer_class") not in LIGHT_CLASSES or {"add_bos_token", "add_eos_token"} & set(config):
+            return None
+        from tokenizers import Tokenizer as Backend
+
+        backend = Backend.from_file(str(model_path))
+        template_path = folder / "chat_template.jinja"
+        template = template_path.read_text() if template_path.is_file() else config.get("chat_template")
+        special = {key: value.get("content") if isinstance(value, dict) else value
+                   for key, value in config.items() if key in ("bos_token", "eos_token")}
+        return cls(backend, name, template if isinstance(template, str) else None, special.get("bos_token"),
+                   special.get("eos_token"), len(backend.encode("", add_special_tokens=True)))
 
     def count_batch(self, texts: Sequence[str]) -> list[int]:
         return [len(encoding) for encoding in self._backend.encode_batch(list(texts), add_special_tokens=False)]
@@ -156,7 +183,9 @@ def load_tokenizer(spec: str) -> Tokenizer:
         return _load_tiktoken(spec.removeprefix("tiktoken:"))
     if spec.lower().endswith(".gguf"):
         return _load_gguf(Path(spec))
-    return HFTokenizer(_auto_tokenizer(spec), spec)
+    folder = Path(spec)
+    return (HFTokenizer.from_folder(folder, spec) if folder.is_dir() else None) or \
+        HFTokenizer.from_transformers(_auto_tokenizer(spec), spec)
 
 
 def _load_tiktoken(name: str) -> Tokenizer:
@@ -181,7 +210,7 @@ def _load_gguf(path: Path) -> Tokenizer:
             digest.update(chunk)
     converted = cache_dir() / "tokenizers" / digest.hexdigest()[:32]
     if (converted / "tokenizer_config.json").is_file():
-        return HFTokenizer(_auto_tokenizer(str(converted)), str(path))
+        return _load_converted(converted, str(path))
     try:
         import gguf  # noqa: F401  (transformers needs it to read the file)
     except ImportError:
@@ -193,7 +222,13 @@ def _load_gguf(path: Path) -> Tokenizer:
         os.replace(tmp, converted)
     except OSError:  # another process converted it first
         shutil.rmtree(tmp, ignore_errors=True)
-    return HFTokenizer(tokenizer, str(path))
+    return _load_converted(converted, str(path))
+
+
+def _load_converted(folder: Path, name: str) -> Tokenizer:
+    """Conversions always load from their saved folder, so a tokenizer's fingerprint never depends on whether it
+    was just converted."""
+    return HFTokenizer.from_folder(folder, name) or HFTokenizer.from_transformers(_auto_tokenizer(str(folder)), name)
 
 
 def _auto_tokenizer(source: str, **kwargs):

@@ -49,7 +49,9 @@ def test_a_run_journals_every_prediction_and_prints_the_summary(server, trained_
     assert {"id", "task", "length", "index", "prediction", "validity", "finish_reason", "prompt_tokens", "usage",
             "latency_s"} <= set(records[0])
     printed = capsys.readouterr().out
-    assert "niah_single_1" in printed and "100.0 (n= 3)" in printed and "validity: ok 6" in printed
+    assert "niah_single_1" in printed and "100.0 (n=3)" in printed and "validity: ok 6" in printed
+    assert printed.startswith("claimed 128k | largest accepted 4k | effective >=4k | first failing none")
+    assert (out / "report" / "report.html").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["run"] == {"backend": "openai", "model": "fake", "base_url": server.url, "window": 131072}
 

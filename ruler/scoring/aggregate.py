@@ -1,0 +1,193 @@
+"""From predictions to figures: per-sample scores, task x length cells with intervals, the per-length mean (RULER's
+Avg), weighted averages, the effective length with its uncertainty, and the verdict on a claimed window."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from ruler.lengths import format_length
+from ruler.scoring.metrics import score
+from ruler.scoring.stats import interval, mean_of_means_interval
+from ruler.scoring.validity import SCORED
+from ruler.types import Prediction, Sample
+
+RULER_THRESHOLD = 85.6  # Llama-2-7B-chat's score at 4K, RULER's bar for an effective length
+
+
+@dataclass(frozen=True)
+class ScoredSample:
+    id: str
+    task: str
+    length: int
+    index: int
+    depths: list[float]
+    validity: str
+    #: in [0, 1]; None when the answer is not scored (overflow, error)
+    score: float | None
+    prediction: str
+    references: list[str]
+    prompt_sha256: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One task at one length, in percent."""
+
+    task: str
+    length: int
+    score: float | None
+    n: int
+    low: float | None
+    high: float | None
+    validity: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LengthMean:
+    """The mean over tasks at one length (RULER's Avg), in percent, with its interval."""
+
+    length: int
+    mean: float
+    low: float
+    high: float
+    tasks: int
+
+
+@dataclass(frozen=True)
+class EffectiveLength:
+    """The largest length before the mean first falls below the bar; `lowest`/`highest` bound it when intervals
+    straddle the bar. `length` None: the shortest length already fails. `beyond`: no length failed."""
+
+    rule: str
+    bar: float
+    length: int | None
+    lowest: int | None
+    highest: int | None
+    first_failing: int | None
+
+    @property
+    def decided(self) -> bool:
+        return self.lowest == self.length == self.highest
+
+    def describe(self, lengths: list[int]) -> str:
+        def name(length: int | None) -> str:
+            if length is None:
+                return f"<{format_length(lengths[0])}"
+            return f">={format_length(length)}" if length == lengths[-1] else format_length(length)
+
+        if self.decided:
+            return name(self.length)
+        open_lengths = [length for length in lengths
+                        if (self.lowest or 0) < length <= (self.highest or 0) and length != self.length]
+        if self.highest is not None and (self.length is None or self.highest > self.length):
+            detail = f"{', '.join(map(format_length, open_lengths))} not ruled out"
+        else:
+            detail = f"as low as {name(self.lowest)} not ruled out"
+        return f"{name(self.length)} ({detail})"
+
+
+def score_samples(samples: list[Sample], predictions: dict[str, Prediction]) -> list[ScoredSample]:
+    scored = []
+    for sample in samples:
+        prediction = predictions.get(sample.id)
+        if prediction is None:
+            continue
+        value = score(sample.metric, prediction.prediction, sample.references) \
+            if prediction.validity in SCORED else None
+        scored.append(ScoredSample(sample.id, sample.task, sample.length, sample.index, sample.depths,
+                                   prediction.validity, value, prediction.prediction, sample.references,
+                                   sample.prompt_sha256))
+    return scored
+
+
+def cells(scored: list[ScoredSample]) -> list[Cell]:
+    grouped: dict[tuple[str, int], list[ScoredSample]] = defaultdict(list)
+    for sample in scored:
+        grouped[(sample.task, sample.length)].append(sample)
+    out = []
+    for (task, length), members in grouped.items():
+        values = [s.score for s in members if s.score is not None]
+        low, high = interval(values) if values else (None, None)
+        out.append(Cell(task, length, 100 * sum(values) / len(values) if values else None, len(values),
+                        100 * low if values else None, 100 * high if values else None,
+                        dict(Counter(s.validity for s in members))))
+    return out
+
+
+def length_means(scored: list[ScoredSample]) -> list[LengthMean]:
+    by_length: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for sample in scored:
+        if sample.score is not None:
+            by_length[sample.length][sample.task].append(sample.score)
+    means = []
+    for length in sorted(by_length):
+        groups = list(by_length[length].values())
+        low, high = mean_of_means_interval(groups)
+        mean = sum(sum(g) / len(g) for g in groups) / len(groups)
+        means.append(LengthMean(length, 100 * mean, 100 * low, 100 * high, len(groups)))
+    return means
+
+
+def weighted_averages(means: list[float]) -> tuple[float, float]:
+    """RULER's wAvg over lengths in ascending order: weights 1..k (inc) and k..1 (dec)."""
+    k = len(means)
+    total = k * (k + 1) / 2
+    increasing = sum((i + 1) * m for i, m in enumerate(means)) / total
+    decreasing = sum((k - i) * m for i, m in enumerate(means)) / total
+    return increasing, decreasing
+
+
+def _largest_passing(values: list[tuple[int, float]], bar: float) -> tuple[int | None, int | None]:
+    """The last length before the first value under `bar`, and that first failing length."""
+    passing = None
+    for length, value in values:
+        if value < bar:
+            return passing, length
+        passing = length
+    return passing, None
+
+
+def effective_length(means: list[LengthMean], bar: float, rule: str) -> EffectiveLength:
+    length, first_failing = _largest_passing([(m.length, m.mean) for m in means], bar)
+    lowest, _ = _largest_passing([(m.length, m.low) for m in means], bar)
+    highest, _ = _largest_passing([(m.length, m.high) for m in means], bar)
+    return EffectiveLength(rule, bar, length, lowest, highest, first_failing)
+
+
+def effective_lengths(means: list[LengthMean], threshold: float = RULER_THRESHOLD,
+                      fraction: float = 0.85) -> list[EffectiveLength]:
+    """RULER's rule (a fixed bar) and NoLiMa's (a fraction of the model's own shortest-length score)."""
+    if not means:
+        return []
+    base = means[0]
+    return [effective_length(means, threshold, f"mean >= {threshold:g}"),
+            effective_length(means, fraction * base.mean,
+                             f"mean >= {fraction:.0%} of the {format_length(base.length)} score")]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claimed: int | None
+    accepted: int | None
+    effective: EffectiveLength
+    lengths: list[int]
+
+    def line(self) -> str:
+        def name(length: int | None, missing: str) -> str:
+            return format_length(length) if length else missing
+
+        return " | ".join([f"claimed {name(self.claimed, 'unknown')}",
+                           f"largest accepted {name(self.accepted, 'none')}",
+                           f"effective {self.effective.describe(self.lengths)}",
+                           f"first failing {name(self.effective.first_failing, 'none')}"])
+
+    def holds(self) -> bool:
+        """The claim holds when the effective length reaches it for certain."""
+        return bool(self.claimed and self.effective.lowest and self.effective.lowest >= self.claimed)
+
+
+def accepted_length(scored: list[ScoredSample]) -> int | None:
+    """The largest length at which the backend took at least one prompt (anything but overflow)."""
+    taken = [s.length for s in scored if s.validity != "overflow"]
+    return max(taken) if taken else None

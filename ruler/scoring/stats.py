@@ -1,0 +1,42 @@
+"""Intervals that say how much a score can be trusted: Wilson for 0/1 scores, a bootstrap for fractional ones."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+Z95 = 1.959963984540054
+BOOTSTRAP = 2000
+
+
+def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval for a proportion (well behaved at 0, 1 and small n)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def interval(values: Sequence[float], seed: int = 0) -> tuple[float, float]:
+    """95% interval for the mean of per-sample scores in [0, 1]."""
+    if len(values) == 0:
+        return 0.0, 1.0
+    array = np.asarray(values, dtype=float)
+    if np.all((array == 0) | (array == 1)):
+        return wilson(float(array.sum()), len(array))
+    means = np.random.default_rng(seed).choice(array, size=(BOOTSTRAP, len(array))).mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def mean_of_means_interval(groups: Sequence[Sequence[float]], seed: int = 0) -> tuple[float, float]:
+    """95% interval for the mean over groups (tasks) of each group's mean: a bootstrap within every group."""
+    groups = [np.asarray(group, dtype=float) for group in groups if len(group)]
+    if not groups:
+        return 0.0, 1.0
+    rng = np.random.default_rng(seed)
+    draws = np.mean([rng.choice(group, size=(BOOTSTRAP, len(group))).mean(axis=1) for group in groups], axis=0)
+    return float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))
