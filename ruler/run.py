@@ -21,8 +21,10 @@ from ruler import dataset
 from ruler.backends import backend_class
 from ruler.backends.base import Backend, BackendOptions, Request
 from ruler.errors import RulerError
-from ruler.journal import Journal, read_jsonl
+from ruler.journal import Journal
 from ruler.lengths import format_length
+from ruler.predictions import latest_predictions
+from ruler.report.results import NothingToScore
 from ruler.runner import predict
 from ruler.scoring.validity import SCORED, VALIDITIES
 from ruler.tokenizers import load_tokenizer
@@ -90,11 +92,6 @@ def report(root: Path, threshold: float, claimed: int | None) -> str:
                       "plots: " + ", ".join(str(p) for k, p in written.items() if str(p).endswith(".png"))])
 
 
-def latest_predictions(path: Path) -> dict[str, Prediction]:
-    """The journal's last word on each id (a retried error is superseded by its retry)."""
-    return {record["id"]: Prediction.from_json(record) for record in read_jsonl(path)}
-
-
 def execute(options: RunOptions) -> int:
     cls = backend_class(options.backend)
     workspace = workspace_for(load_tokenizer(options.tokenizer or options.model), options.chat_template,
@@ -159,7 +156,10 @@ async def _execute(options: RunOptions, workspace: Workspace, backend: Backend) 
                 bar.update(1)
 
             await predict(backend, pending, request_for, journal, options.concurrency, finished)
-        print(report(root, options.threshold, options.claimed))
+        try:
+            print(report(root, options.threshold, options.claimed))
+        except NothingToScore as nothing:
+            print(f"{nothing}\nrun: {root}")
         return 0
     finally:
         await backend.aclose()

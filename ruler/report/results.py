@@ -9,7 +9,7 @@ from typing import Any
 
 from ruler.dataset import DatasetFolder
 from ruler.errors import RulerError
-from ruler.run import latest_predictions
+from ruler.predictions import latest_predictions
 from ruler.scoring.aggregate import (
     RULER_THRESHOLD,
     Cell,
@@ -24,6 +24,10 @@ from ruler.scoring.aggregate import (
     score_samples,
     weighted_averages,
 )
+
+
+class NothingToScore(RulerError):
+    """Every prediction of the run failed (overflow, error): there is no score to report."""
 
 
 @dataclass
@@ -78,7 +82,9 @@ def load(root: Path, threshold: float = RULER_THRESHOLD, claimed: int | None = N
     means = length_means(scored)
     effective = effective_lengths(means, threshold)
     if not effective:
-        raise RulerError(f"{root} has no scored predictions (every answer failed: see predictions.jsonl)")
+        counts = Counter(s.validity for s in scored)
+        raise NothingToScore(f"{root} has no answers to score (validity: "
+                             + ", ".join(f"{name} {count}" for name, count in counts.items()) + ")")
     claimed = claimed or (manifest.get("run") or {}).get("window")
     verdict = Verdict(claimed, accepted_length(scored), effective[0], lengths)
     return RunResults(manifest, scored, cells(scored), means, effective, verdict, tasks, lengths)
