@@ -78,13 +78,12 @@ class EffectiveLength:
 
         if self.decided:
             return name(self.length)
-        open_lengths = [length for length in lengths
-                        if (self.lowest or 0) < length <= (self.highest or 0) and length != self.length]
-        if self.highest is not None and (self.length is None or self.highest > self.length):
-            detail = f"{', '.join(map(format_length, open_lengths))} not ruled out"
-        else:
-            detail = f"as low as {name(self.lowest)} not ruled out"
-        return f"{name(self.length)} ({detail})"
+        floor = self.lowest or 0
+        ceiling = self.highest or 0
+        others = [name(length) for length in lengths if floor <= length <= ceiling and length != self.length]
+        if self.lowest is None and self.length is not None:
+            others.insert(0, name(None))
+        return f"{name(self.length)} ({', '.join(others)} not ruled out)"
 
 
 def score_samples(samples: list[Sample], predictions: dict[str, Prediction]) -> list[ScoredSample]:

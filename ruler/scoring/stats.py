@@ -33,10 +33,14 @@ def interval(values: Sequence[float], seed: int = 0) -> tuple[float, float]:
 
 
 def mean_of_means_interval(groups: Sequence[Sequence[float]], seed: int = 0) -> tuple[float, float]:
-    """95% interval for the mean over groups (tasks) of each group's mean: a bootstrap within every group."""
+    """95% interval for the mean over groups (tasks) of each group's mean: a bootstrap within every group, or, when
+    every score is 0 or 1, Wilson's interval at the pooled size (a bootstrap of all-correct answers is a point)."""
     groups = [np.asarray(group, dtype=float) for group in groups if len(group)]
     if not groups:
         return 0.0, 1.0
+    if all(np.all((group == 0) | (group == 1)) for group in groups):
+        total = sum(len(group) for group in groups)
+        return wilson(float(np.mean([group.mean() for group in groups])) * total, total)
     rng = np.random.default_rng(seed)
     draws = np.mean([rng.choice(group, size=(BOOTSTRAP, len(group))).mean(axis=1) for group in groups], axis=0)
     return float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))

@@ -1,0 +1,110 @@
+"""`ruler report` re-derives everything from a stored run: results.json, tables, plots and one self-contained
+HTML page that holds what it claims; bad run folders are one-line errors."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from fake_server import FakeServer
+from ruler.cli import main
+
+
+@pytest.fixture(scope="module")
+def stored_run(trained_tokenizer_dir, tmp_path_factory) -> Path:
+    """A finished run: two NIAH tasks at two lengths, one answer lost to an error, one to an overflow."""
+    out = tmp_path_factory.mktemp("report") / "run"
+    with FakeServer() as server:
+        server.script.extend(["500", "overflow"])
+        assert main(["run", "--model", "fake", "--base-url", server.url, "--tokenizer", str(trained_tokenizer_dir),
+                     "--lengths", "4k,8k", "--tasks", "niah_single_1,niah_multikey_2", "--samples", "3",
+                     "--max-retries", "0", "--concurrency", "1", "--out", str(out)]) == 0
+    return out
+
+
+class Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images, self.verdict, self.data, self.tables, self._in = [], "", "", 0, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs["src"])
+        if tag == "table":
+            self.tables += 1
+        self._in = attrs.get("id") if tag in ("p", "script") else self._in
+
+    def handle_data(self, data):
+        if self._in == "verdict":
+            self.verdict += data
+        elif self._in == "data":
+            self.data += data
+
+    def handle_endtag(self, tag):
+        if tag in ("p", "script"):
+            self._in = None
+
+
+def test_report_writes_results_tables_plots_and_html(stored_run, capsys) -> None:
+    assert main(["report", str(stored_run), "--claimed", "1m"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("claimed 1m | largest accepted 8k | effective")
+    folder = stored_run / "report"
+    results = json.loads((folder / "results.json").read_text())
+    assert results["lengths"] == [4096, 8192] and results["validity"] == {"ok": 10, "error": 1, "overflow": 1}
+    assert {"line", "claimed", "accepted", "holds"} <= set(results["verdict"]) and not results["verdict"]["holds"]
+    assert len(results["cells"]) == 4 and sum(c["n"] for c in results["cells"]) == 10
+    assert results["wavg"]["inc"] is not None and len(results["effective_lengths"]) == 2
+    csv_lines = (folder / "summary.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("task,length,score,n,low,high,ok") and len(csv_lines) == 1 + 4 + 2
+    assert (folder / "summary.md").read_text().startswith("| task | 4k | 8k |")
+
+
+def test_the_html_is_self_contained_and_holds_every_sample(stored_run) -> None:
+    main(["report", str(stored_run)])
+    page = Page()
+    page.feed((stored_run / "report" / "report.html").read_text())
+    assert page.verdict.startswith("claimed 128k")
+    assert len(page.images) == 2 and all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert page.tables == 2
+    rows = json.loads(page.data)
+    assert len(rows) == 12 and {"task", "length", "depth", "validity", "score", "references", "prediction",
+                                "sha"} <= set(rows[0])
+    assert "http://" not in (stored_run / "report" / "report.html").read_text().split("<script type")[0]
+
+
+def test_plots_are_real_images(stored_run) -> None:
+    import matplotlib.image
+
+    main(["report", str(stored_run)])
+    for name in ("accuracy.png", "depth_heatmap.png"):
+        data = (stored_run / "report" / name).read_bytes()
+        assert len(data) > 10_000
+        height, width, _ = matplotlib.image.imread(io.BytesIO(data), format="png").shape
+        assert height > 300 and width > 300
+    page = Page()
+    page.feed((stored_run / "report" / "report.html").read_text())
+    assert base64.b64decode(page.images[0].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda root: root / "missing", "no such run folder"),
+    (lambda root: root, "not a ruler run folder"),
+])
+def test_bad_run_folders_are_one_line_errors(tmp_path, capsys, make, message) -> None:
+    assert main(["report", str(make(tmp_path))]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+
+
+def test_a_dataset_without_predictions_is_explained(trained_tokenizer_dir, tmp_path, capsys) -> None:
+    assert main(["generate", "--tokenizer", str(trained_tokenizer_dir), "--lengths", "4k", "--tasks",
+                 "niah_single_1", "--samples", "1", "--out", str(tmp_path / "data")]) == 0
+    assert main(["report", str(tmp_path / "data")]) == 2
+    assert "no predictions yet" in capsys.readouterr().err

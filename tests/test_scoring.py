@@ -1,0 +1,115 @@
+"""Scores as RULER computes them, intervals that cover, and the effective-length rules on constructed results and
+on RULER's published rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ruler.scoring.aggregate import LengthMean, effective_length, effective_lengths, weighted_averages
+from ruler.scoring.metrics import postprocess, score
+from ruler.scoring.stats import interval, wilson
+
+
+def ruler_string_match_all(preds, refs):
+    """NVIDIA RULER's eval/synthetic/constants.py, verbatim (Apache-2.0)."""
+    return round(sum([sum([1.0 if r.lower() in pred.lower() else 0.0 for r in ref]) / len(ref)
+                      for pred, ref in zip(preds, refs)]) / len(preds) * 100, 2)
+
+
+def ruler_string_match_part(preds, refs):
+    """NVIDIA RULER's eval/synthetic/constants.py, verbatim (Apache-2.0)."""
+    return round(sum([max([1.0 if r.lower() in pred.lower() else 0.0 for r in ref])
+                      for pred, ref in zip(preds, refs)]) / len(preds) * 100, 2)
+
+
+PREDICTIONS = [" 1234567.", "The numbers are 111 and 222", "", "\x00Paris\x1f", "FRANCE, in Europe", "none"]
+REFERENCES = [["1234567"], ["111", "222", "333"], ["x"], ["paris"], ["France", "Europe", "Asia"], ["3,677 seated"]]
+
+
+@pytest.mark.parametrize("metric,reference", [("string_match_all", ruler_string_match_all),
+                                              ("string_match_part", ruler_string_match_part)])
+def test_metrics_equal_rulers_formulas(metric, reference) -> None:
+    ours = [score(metric, p, r) for p, r in zip(PREDICTIONS, REFERENCES)]
+    cleaned = [postprocess(p) for p in PREDICTIONS]
+    assert round(100 * sum(ours) / len(ours), 2) == reference(cleaned, REFERENCES)
+
+
+def test_multi_reference_qa_credits_any_answer_as_nvidia_does_not_a_fraction_as_lm_eval() -> None:
+    assert score("string_match_part", "It is in France", ["France", "French Republic", "FR-75"]) == 1.0
+    assert score("string_match_all", "It is in France", ["France", "Europe"]) == 0.5
+
+
+def test_postprocessing_is_rulers() -> None:
+    assert postprocess("  a\x00b\x1fc \n") == "a\nb\nc"
+    assert postprocess(None) == ""
+
+
+def test_wilson_interval_covers_about_95_percent_at_n_50() -> None:
+    rng = np.random.default_rng(1)
+    for p in (0.1, 0.5, 0.9):
+        hits = rng.binomial(50, p, size=4000)
+        covered = np.mean([wilson(k, 50)[0] <= p <= wilson(k, 50)[1] for k in hits])
+        assert 0.92 <= covered <= 0.98, (p, covered)  # Wilson's coverage oscillates around 95% with n
+
+
+def test_bootstrap_interval_covers_fractional_scores() -> None:
+    rng = np.random.default_rng(2)
+    truth = np.clip(rng.normal(0.6, 0.25, size=2_000_000), 0, 1).mean()
+    covered = []
+    for trial in range(300):
+        values = np.clip(rng.normal(0.6, 0.25, size=50), 0, 1)
+        low, high = interval(list(values), seed=trial)
+        covered.append(low <= truth <= high)
+    assert 0.90 <= np.mean(covered) <= 0.98
+
+
+def test_interval_of_perfect_scores_is_not_a_point() -> None:
+    low, high = interval([1.0] * 10)
+    assert high == pytest.approx(1.0) and low < 0.75
+
+
+def means(*values, half_width: float = 1.0) -> list[LengthMean]:
+    lengths = [4096 * 2**i for i in range(len(values))]
+    return [LengthMean(length, v, v - half_width, v + half_width, 13) for length, v in zip(lengths, values)]
+
+
+def test_rulers_published_weighted_averages_for_gpt4_are_reproduced() -> None:
+    increasing, decreasing = weighted_averages([96.6, 96.3, 95.2, 93.2, 87.0, 81.2])
+    assert (round(increasing, 1), round(decreasing, 1)) == (89.0, 94.1)
+
+
+@pytest.mark.parametrize("row,effective", [
+    ([96.6, 96.3, 95.2, 93.2, 87.0, 81.2], 65536),     # GPT-4-1106: 64K
+    ([95.5, 93.8, 91.6, 87.4, 84.7, 77.0], 32768),     # Llama-3.1-8B: 32K
+    ([96.9, 96.1, 94.9, 94.1, 79.8, 53.7], 32768),     # Qwen2-72B: 32K
+    ([96.5, 95.8, 95.4, 94.8, 88.4, 66.6], 65536),     # Llama-3.1-70B: 64K
+    ([96.7, 95.8, 96.0, 95.9, 95.9, 94.4], 131072),    # Gemini-1.5-pro: >128K (all pass)
+])
+def test_rulers_published_effective_lengths_are_reproduced(row, effective) -> None:
+    result = effective_length(means(*row, half_width=0.0), 85.6, "ruler")
+    assert result.length == effective and result.decided
+
+
+def test_an_interval_straddling_the_threshold_leaves_the_length_undecided() -> None:
+    result = effective_length(means(95, 90, 86, 84, 70, half_width=3.0), 85.6, "ruler")
+    assert result.length == 16384 and not result.decided
+    assert result.lowest == 8192 and result.highest == 32768
+    assert result.describe([4096, 8192, 16384, 32768, 65536]) == "16k (8k, 32k not ruled out)"
+
+
+def test_a_decided_effective_length_says_so_plainly() -> None:
+    result = effective_length(means(99, 98, 60, 40, half_width=2.0), 85.6, "ruler")
+    assert result.decided and result.describe([4096, 8192, 16384, 32768]) == "8k"
+    assert result.first_failing == 16384
+
+
+def test_failing_at_the_shortest_length_has_no_effective_length() -> None:
+    result = effective_length(means(50, 40, half_width=1.0), 85.6, "ruler")
+    assert result.length is None and result.describe([4096, 8192]) == "<4k"
+
+
+def test_nolima_rule_is_relative_to_the_models_own_short_score() -> None:
+    ruler_rule, nolima_rule = effective_lengths(means(60, 58, 50, 30, half_width=0.5))
+    assert ruler_rule.length is None
+    assert nolima_rule.bar == pytest.approx(51.0) and nolima_rule.length == 8192
