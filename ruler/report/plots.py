@@ -11,7 +11,7 @@ from ruler.report.results import RunResults
 DEPTH_BINS = 10
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,7 +22,7 @@ def _pyplot():
 
 def accuracy_plot(results: RunResults, path: Path) -> Path:
     """Per-task curves, the mean with its 95% band, the threshold, and the claimed and effective lengths."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(9, 5.5), dpi=110)
     for task in results.tasks:
         points = [(c.length, c.score) for length in results.lengths
@@ -64,7 +64,7 @@ def depth_heatmap(results: RunResults, path: Path) -> Path | None:
             grid[(min(int(sample.depths[0] * DEPTH_BINS), DEPTH_BINS - 1), sample.length)].append(sample.score)
     if not grid:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     import numpy as np
 
     values = np.full((DEPTH_BINS, len(results.lengths)), np.nan)
