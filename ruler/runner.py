@@ -10,7 +10,7 @@ length.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ruler.backends.base import Backend, Request
 from ruler.journal import Journal

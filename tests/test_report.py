@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from fake_server import FakeServer
+
 from ruler.cli import main
 
 
@@ -62,7 +62,8 @@ def test_report_writes_results_tables_plots_and_html(stored_run, capsys) -> None
     assert len(results["cells"]) == 4 and sum(c["n"] for c in results["cells"]) == 10
     assert results["wavg"]["inc"] is not None and len(results["effective_lengths"]) == 2
     csv_lines = (folder / "summary.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("task,length,score,n,low,high,ok") and len(csv_lines) == 1 + 4 + 2
+    assert csv_lines[0].startswith("task,length,score,n,low,high,precision,ok") and len(csv_lines) == 1 + 4 + 2
+    assert all(c["precision"] == 100.0 for c in results["cells"])
     assert (folder / "summary.md").read_text().startswith("| task | 4k | 8k |")
 
 

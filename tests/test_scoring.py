@@ -113,3 +113,13 @@ def test_nolima_rule_is_relative_to_the_models_own_short_score() -> None:
     ruler_rule, nolima_rule = effective_lengths(means(60, 58, 50, 30, half_width=0.5))
     assert ruler_rule.length is None
     assert nolima_rule.bar == pytest.approx(51.0) and nolima_rule.length == 8192
+
+
+def test_exact_set_precision_exposes_candidate_dumping() -> None:
+    from ruler.scoring.metrics import exact_set_precision
+
+    assert score("string_match_all", " 1234567, 7654321, 1111111.", ["1234567"]) == 1.0
+    assert exact_set_precision(" 1234567, 7654321, 1111111.", ["1234567"]) == pytest.approx(1 / 3)
+    assert exact_set_precision(" 1234567.", ["1234567"]) == 1.0
+    assert exact_set_precision(" ABCDE, FGHIJ", ["ABCDE", "FGHIJ", "KLMNO"]) == 1.0
+    assert exact_set_precision("Paris", ["Paris, France"]) is None

@@ -31,7 +31,7 @@ td.num {{ text-align: right; }} img {{ max-width: 100%; }} #samples td {{ vertic
 <p><input id="filter" placeholder="filter: task, length, validity, text"> <span id="count"></span>
 <button id="prev">previous</button><button id="next">next</button></p>
 <table id="samples"><thead><tr><th>task</th><th>length</th><th>depth</th><th>validity</th><th>score</th>
-<th>references</th><th>prediction</th><th>prompt sha256</th></tr></thead><tbody></tbody></table>
+<th>precision</th><th>references</th><th>prediction</th><th>prompt sha256</th></tr></thead><tbody></tbody></table>
 <script type="application/json" id="data">{data}</script>
 <script>
 const rows = JSON.parse(document.getElementById("data").textContent);
@@ -41,7 +41,7 @@ function esc(s) {{ return String(s).replace(/[&<>"]/g, c => ({{"&":"&amp;","<":"
 function draw() {{
   const slice = shown.slice(page * size, (page + 1) * size);
   body.innerHTML = slice.map(r => "<tr><td>" + [r.task, r.length, r.depth, r.validity, r.score,
-    r.references, r.prediction, r.sha].map(esc).join("</td><td>") + "</td></tr>").join("");
+    r.precision, r.references, r.prediction, r.sha].map(esc).join("</td><td>") + "</td></tr>").join("");
   document.getElementById("count").textContent = shown.length + " samples, page " + (page + 1) + " of " +
     Math.max(1, Math.ceil(shown.length / size));
 }}
@@ -72,6 +72,7 @@ def _table(results: RunResults) -> str:
 def render(results: RunResults, images: list[Path]) -> str:
     samples = [{"task": s.task, "length": s.length, "depth": ", ".join(f"{d:.2f}" for d in s.depths),
                 "validity": s.validity, "score": "" if s.score is None else round(100 * s.score, 1),
+                "precision": "" if s.precision is None else round(100 * s.precision, 1),
                 "references": " | ".join(s.references), "prediction": s.prediction, "sha": s.prompt_sha256[:16]}
                for s in results.scored]
     run = results.manifest.get("run", {})

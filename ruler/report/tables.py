@@ -17,14 +17,14 @@ def _value(cell) -> str:
 def summary_csv(results: RunResults) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["task", "length", "score", "n", "low", "high", *VALIDITIES])
+    writer.writerow(["task", "length", "score", "n", "low", "high", "precision", *VALIDITIES])
     for cell in sorted(results.cells, key=lambda c: (results.tasks.index(c.task), c.length)):
         writer.writerow([cell.task, cell.length, *(("" if v is None else round(v, 3)) for v in
-                                                   (cell.score, cell.n, cell.low, cell.high)),
+                                                   (cell.score, cell.n, cell.low, cell.high, cell.precision)),
                          *(cell.validity.get(name, 0) for name in VALIDITIES)])
     for mean in results.means:
         writer.writerow(["mean", mean.length, round(mean.mean, 3), mean.tasks, round(mean.low, 3),
-                         round(mean.high, 3), *([""] * len(VALIDITIES))])
+                         round(mean.high, 3), "", *([""] * len(VALIDITIES))])
     return out.getvalue()
 
 

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from ruler.lengths import format_length
-from ruler.scoring.metrics import score
+from ruler.scoring.metrics import exact_set_precision, score
 from ruler.scoring.stats import interval, mean_of_means_interval
 from ruler.scoring.validity import SCORED
 from ruler.types import Prediction, Sample
@@ -28,6 +28,8 @@ class ScoredSample:
     prediction: str
     references: list[str]
     prompt_sha256: str
+    #: exact-set precision of the answer (a diagnostic beside the score); None where it does not apply
+    precision: float | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class Cell:
     low: float | None
     high: float | None
     validity: dict[str, int] = field(default_factory=dict)
+    #: mean exact-set precision over the answers it applies to, in percent
+    precision: float | None = None
 
 
 @dataclass(frozen=True)
@@ -92,11 +96,12 @@ def score_samples(samples: list[Sample], predictions: dict[str, Prediction]) -> 
         prediction = predictions.get(sample.id)
         if prediction is None:
             continue
-        value = score(sample.metric, prediction.prediction, sample.references) \
-            if prediction.validity in SCORED else None
-        scored.append(ScoredSample(sample.id, sample.task, sample.length, sample.index, sample.depths,
-                                   prediction.validity, value, prediction.prediction, sample.references,
-                                   sample.prompt_sha256))
+        answered = prediction.validity in SCORED
+        scored.append(ScoredSample(
+            sample.id, sample.task, sample.length, sample.index, sample.depths, prediction.validity,
+            score(sample.metric, prediction.prediction, sample.references) if answered else None,
+            prediction.prediction, sample.references, sample.prompt_sha256,
+            exact_set_precision(prediction.prediction, sample.references) if answered else None))
     return scored
 
 
@@ -107,10 +112,12 @@ def cells(scored: list[ScoredSample]) -> list[Cell]:
     out = []
     for (task, length), members in grouped.items():
         values = [s.score for s in members if s.score is not None]
+        precisions = [s.precision for s in members if s.precision is not None]
         low, high = interval(values) if values else (None, None)
         out.append(Cell(task, length, 100 * sum(values) / len(values) if values else None, len(values),
                         100 * low if values else None, 100 * high if values else None,
-                        dict(Counter(s.validity for s in members))))
+                        dict(Counter(s.validity for s in members)),
+                        100 * sum(precisions) / len(precisions) if precisions else None))
     return out
 
 

@@ -35,3 +35,27 @@ METRICS: dict[str, Callable[[str, list[str]], float]] = {
 
 def score(metric: str, prediction: str | None, references: list[str]) -> float:
     return METRICS[metric](postprocess(prediction), references)
+
+
+_SHAPES = (
+    (re.compile(r"^\d+$"), r"\b\d+\b"),
+    (re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+     r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"),
+    (re.compile(r"^[A-Z]+$"), r"\b[A-Z]+\b"),
+    (re.compile(r"^[a-z]+(?:-[a-z]+)*$"), r"\b[a-z]+(?:-[a-z]+)*\b"),
+)
+
+
+def exact_set_precision(prediction: str | None, references: list[str]) -> float | None:
+    """A diagnostic beside RULER's recall-only metrics: of the distinct answer-shaped items in the prediction (7-digit
+    numbers, uuids, upper-case names, words, as the references look), the share that are references. Dumping many
+    candidates scores full recall but low precision. None when the references have no single shape (QA answers)
+    or the prediction holds no item of it."""
+    shapes = {pattern for test, pattern in _SHAPES for reference in references if test.match(reference)}
+    if len(shapes) != 1 or not all(any(test.match(r) for test, _ in _SHAPES) for r in references):
+        return None
+    text = postprocess(prediction)
+    items = set(re.findall(shapes.pop(), text))
+    if not items:
+        return None
+    return len(items & set(references)) / len(items)
