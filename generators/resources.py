@@ -221,8 +221,10 @@ class Resources:
 
     @cached_property
     def _wonderwords(self) -> dict[str, list[str]]:
+        """RULER's lists without their seven multi-word entries (`contact lens`, `ad hoc` ...): a space inside a key
+        or a list item would make one word read as two."""
         with gzip.open(DATA_DIR / "wonderwords.json.gz", "rt") as handle:
-            return json.load(handle)
+            return {kind: [word for word in words if " " not in word] for kind, words in json.load(handle).items()}
 
     def words(self, kind: str) -> list[str]:
         """`nouns`, `adjectives`, RULER's `common` list (nouns, adjectives, verbs) or the SCOWL `extra` words."""

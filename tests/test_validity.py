@@ -95,3 +95,13 @@ def test_essay_needles_sit_at_sentence_starts(workspace) -> None:
     for needle in draft.needles:
         before = text[: text.index(needle)].rstrip()
         assert before[-1] in ".!?\"'\u201d\u2019)]" or before.endswith("afterwards.")
+
+
+def test_word_lists_hold_single_words_only(workspace) -> None:
+    for kind in ("nouns", "adjectives", "common", "extra"):
+        assert all(" " not in word for word in workspace.resources.words(kind))
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_cwe_lists_keep_common_words_most_frequent(workspace, index: int) -> None:
+    workspace.builder.build(workspace.registry.tasks["cwe"], 32768, index)
