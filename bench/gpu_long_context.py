@@ -71,6 +71,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", default="32k,128k,256k,512k,1m")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--oom-fraction", type=float, default=0.2,
+                        help="then cap GPU memory at this fraction and send the longest length again: it must end "
+                             "as overflow, and a short request after it must still work")
     args = parser.parse_args()
     lengths = parse_lengths(args.lengths)
     folder = Path(tempfile.mkdtemp())
@@ -84,8 +87,8 @@ def main() -> None:
     print(f"{device}, torch {torch.__version__}, {sum(p.numel() for p in backend.model.parameters()) / 1e6:.0f}M "
           f"parameters, bf16, sdpa, {NEW_TOKENS} new tokens", flush=True)
 
-    async def toolkit(text: str):
-        return await backend.generate(Request("bench", text, NEW_TOKENS))
+    async def toolkit(text: str, budget: int = NEW_TOKENS):
+        return await backend.generate(Request("bench", text, budget))
 
     warm = workspace.builder.build(spec, 4096, 0)[1]
     asyncio.run(toolkit(warm))
@@ -97,6 +100,7 @@ def main() -> None:
         started = time.perf_counter()
         sample, text = workspace.builder.build(spec, length, 0)
         generation = time.perf_counter() - started
+        asyncio.run(toolkit(text, 1))  # both timed runs then find the allocator warmed to this length
         torch.cuda.reset_peak_memory_stats()
         completion = asyncio.run(toolkit(text))
         peak = torch.cuda.max_memory_allocated() / 2**30
@@ -113,9 +117,17 @@ def main() -> None:
               f"{row['toolkit_s'] or float('nan'):>9.2f} {bare or float('nan'):>8.2f} "
               f"{row['ratio'] or float('nan'):>6.3f} {row['prefill_tokens_per_s'] or float('nan'):>13.0f} "
               f"{peak:>8.1f}  {validity}{' (' + row['error'][:60] + ')' if row['error'] else ''}", flush=True)
+    torch.cuda.empty_cache()
+    torch.cuda.set_per_process_memory_fraction(args.oom_fraction)
+    capped = asyncio.run(toolkit(text))
+    after = asyncio.run(toolkit(warm))
+    oom = {"fraction": args.oom_fraction, "length": lengths[-1], "validity": capped.failure,
+           "error": (capped.error or "")[:120], "next_request": after.failure or "ok"}
+    print(f"GPU memory capped at {args.oom_fraction:.0%}: {format_length(lengths[-1])} -> {oom['validity']} "
+          f"({oom['error'][:80]}); a 4k request after it -> {oom['next_request']}", flush=True)
     asyncio.run(backend.aclose())
     if args.out:
-        Path(args.out).write_text(json.dumps({"device": device, "rows": rows}, indent=2))
+        Path(args.out).write_text(json.dumps({"device": device, "rows": rows, "oom": oom}, indent=2))
 
 
 if __name__ == "__main__":

@@ -31,13 +31,18 @@ def _source(model: str) -> tuple[str, dict[str, Any]]:
 
 
 class _FirstToken:
-    """A logits processor that notes when the first decoding step starts: the end of prefill."""
+    """A logits processor that notes when the first decoding step starts: the end of prefill (after waiting for
+    the GPU, whose kernels run behind the Python that launched them)."""
 
     def __init__(self) -> None:
         self.at: float | None = None
 
     def __call__(self, input_ids, scores):
         if self.at is None:
+            if scores.is_cuda:
+                import torch
+
+                torch.cuda.synchronize(scores.device)
             self.at = time.perf_counter()
         return scores
 
