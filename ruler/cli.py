@@ -5,7 +5,6 @@ Every error a user can fix prints one line and exits with code 2, never a traceb
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import click
 
 from ruler.errors import RulerError
 from ruler.lengths import format_length, parse_length, parse_lengths
+from ruler.scoring import RULER_THRESHOLD
 
 
 def _lengths(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
@@ -92,7 +92,7 @@ def generate(**options) -> None:
     plan = dataset.Plan(workspace.registry.select(options["tasks"], options["suite"]), options["lengths"],
                         options["samples"])
     folder = dataset.DatasetFolder(out)
-    folder.claim(workspace.manifest(plan, " ".join(shlex.quote(arg) for arg in sys.argv)))
+    folder.claim(workspace.manifest(plan))
     with tqdm(total=len(list(plan.ids())), unit="sample", dynamic_ncols=True, disable=None) as bar:
         def advance(sample, new: bool) -> None:
             bar.set_postfix_str(f"{sample.task} {format_length(sample.length)}", refresh=False)
@@ -124,8 +124,8 @@ def model_options(command):
         click.option("--retry-errors", is_flag=True, help="Send again the requests whose validity is `error`."),
         click.option("--device", default=None, help="hf backend: cuda, cpu ... (default: CUDA when present)."),
         click.option("--dtype", default=None, help="hf backend: bfloat16, float16, float32 (default: automatic)."),
-        click.option("--threshold", default=85.6, show_default=True, type=float,
-                     help="Score the mean must keep for a length to count as effective (RULER's 85.6)."),
+        click.option("--threshold", default=RULER_THRESHOLD, show_default=True, type=float,
+                     help="Score the mean must keep for a length to count as effective (RULER's)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -182,8 +182,8 @@ def validate(**options) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--threshold", default=85.6, show_default=True, type=float,
-              help="Score the mean must keep for a length to count as effective (RULER's 85.6).")
+@click.option("--threshold", default=RULER_THRESHOLD, show_default=True, type=float,
+              help="Score the mean must keep for a length to count as effective (RULER's).")
 @click.option("--claimed", default=None, callback=_length, help="The advertised window, e.g. 1m.")
 def report(run_dir: Path, threshold: float, claimed: int | None) -> None:
     """Score a run folder and write its report (results.json, tables, plots, report.html)."""

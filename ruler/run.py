@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shlex
 import sys
 import time
 from collections import Counter
@@ -26,6 +25,7 @@ from ruler.lengths import format_length
 from ruler.predictions import latest_predictions
 from ruler.report.results import NothingToScore
 from ruler.runner import predict
+from ruler.scoring import RULER_THRESHOLD
 from ruler.scoring.validity import SCORED, VALIDITIES
 from ruler.tokenizers import load_tokenizer
 from ruler.types import Prediction, Sample
@@ -60,7 +60,7 @@ class RunOptions:
     qa_sources: dict[str, str | None] = field(default_factory=dict)
     device: str | None = None
     dtype: str | None = None
-    threshold: float = 85.6
+    threshold: float = RULER_THRESHOLD
     claimed: int | None = None
 
 
@@ -127,7 +127,7 @@ async def _execute(options: RunOptions, workspace: Workspace, backend: Backend) 
         plan = dataset.Plan(workspace.registry.select(options.tasks, options.suite), lengths, options.samples)
         root = run_folder(options)
         folder = dataset.DatasetFolder(root)
-        manifest = workspace.manifest(plan, " ".join(shlex.quote(arg) for arg in sys.argv))
+        manifest = workspace.manifest(plan)
         manifest = {**manifest, "kind": "ruler-run", "run": {**backend.describe(), "window": window}}
         if options.new and root.exists():
             root.rename(root.with_name(f"{root.name}.old-{time.strftime('%Y%m%d-%H%M%S')}"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +26,8 @@ class Workspace:
     builder: SampleBuilder
     seed: int
 
-    def manifest(self, plan: Plan, command: str) -> dict[str, Any]:
-        """What shaped these prompts, for the dataset folder (and later the run) to record and compare."""
+    def manifest(self, plan: Plan) -> dict[str, Any]:
+        """What shaped these prompts, for the dataset folder (and the run) to record and compare."""
         chat = self.builder.renderer.chat
         needs_essay = any(spec.args.get("haystack") == "essay" for spec in plan.tasks)
         qa_names = sorted({spec.args["dataset"] for spec in plan.tasks if spec.generator == "qa"})
@@ -41,7 +43,7 @@ class Workspace:
             "data": self.resources.describe(needs_essay, qa_names),
             "lengths": plan.lengths,
             "samples": plan.samples,
-            "command": command,
+            "command": " ".join(shlex.quote(arg) for arg in sys.argv),
         }
 
 

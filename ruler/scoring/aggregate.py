@@ -7,12 +7,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from ruler.lengths import format_length
+from ruler.scoring import RULER_THRESHOLD
 from ruler.scoring.metrics import exact_set_precision, score
 from ruler.scoring.stats import interval, mean_of_means_interval
 from ruler.scoring.validity import SCORED
 from ruler.types import Prediction, Sample
-
-RULER_THRESHOLD = 85.6  # Llama-2-7B-chat's score at 4K, RULER's bar for an effective length
 
 
 @dataclass(frozen=True)
