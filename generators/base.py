@@ -19,7 +19,12 @@ import numpy as np
 
 
 class GenerationDefect(Exception):
-    """A generated sample broke one of its own invariants (a needle missing or repeated, an answer not recoverable)."""
+    """A sample cannot be made as asked (unknown argument, a length too short for the task, data that runs out)."""
+
+
+class InvalidSample(GenerationDefect):
+    """A drawn sample broke one of its own invariants (a needle missing or repeated, an answer not recoverable):
+    a rare coincidence of the draw, so the sample is drawn again from the next RNG stream."""
 
 
 def derive_rng(*key: object) -> random.Random:
@@ -77,14 +82,14 @@ class Draft(ABC):
         return max(int(tokens / per_unit), 1)
 
     def check(self, context: Context) -> None:
-        """Raise GenerationDefect unless each needle is present once and each reference can be read off the text."""
+        """Raise InvalidSample unless each needle is present once and each reference can be read off the text."""
         for needle in self.needles:
             found = context.text.count(needle)
             if found != 1:
-                raise GenerationDefect(f"needle {needle[:60]!r} appears {found} times, not once")
+                raise InvalidSample(f"needle {needle[:60]!r} appears {found} times, not once")
         for reference in self.references:
             if reference not in context.text:
-                raise GenerationDefect(f"reference {reference!r} is not in the context")
+                raise InvalidSample(f"reference {reference!r} is not in the context")
 
 
 class Generator(Protocol):

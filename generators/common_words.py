@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.base import Context, Draft, GenerationDefect
+from generators.base import Context, Draft, InvalidSample
 from generators.resources import Resources
 
 
@@ -66,7 +66,7 @@ class CommonWordsDraft(Draft):
         floor = min(counts.get(word, 0) for word in self.common)
         rivals = [count for word, count in counts.items() if word not in self.common]
         if rivals and max(rivals) >= floor:
-            raise GenerationDefect(f"an uncommon word appears {max(rivals)} times, as often as a common one ({floor})")
+            raise InvalidSample(f"an uncommon word appears {max(rivals)} times, as often as a common one ({floor})")
 
 
 def generate(args: dict[str, Any], length: int, index: int, rng: random.Random, data: Resources) -> Draft:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.base import Context, Draft, GenerationDefect
+from generators.base import Context, Draft, InvalidSample
 from generators.resources import Resources
 
 
@@ -51,7 +51,7 @@ class FreqWordsDraft(Draft):
         answers = [tally[word] for word in self.references]
         runner_up = max((tally[word] for word in self.vocab[1 + self.num_answers:]), default=0)
         if min(answers) <= runner_up:
-            raise GenerationDefect(f"answer counts {answers} do not stand above the next word's {runner_up}")
+            raise InvalidSample(f"answer counts {answers} do not stand above the next word's {runner_up}")
 
 
 def generate(args: dict[str, Any], length: int, index: int, rng: random.Random, data: Resources) -> Draft:

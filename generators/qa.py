@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.base import Context, Draft, GenerationDefect
+from generators.base import Context, Draft, GenerationDefect, InvalidSample
 from generators.haystack import partial_texts
 from generators.resources import Resources
 
@@ -62,7 +62,7 @@ class QADraft(Draft):
         for doc in self.gold:
             found = context.text.count(self.docs[doc])
             if found != 1:
-                raise GenerationDefect(f"gold document {self.docs[doc][:50]!r} appears {found} times, not once")
+                raise InvalidSample(f"gold document {self.docs[doc][:50]!r} appears {found} times, not once")
 
 
 def generate(args: dict[str, Any], length: int, index: int, rng: random.Random, data: Resources) -> Draft:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 
 from generators import get_generator
-from generators.base import Draft, GenerationDefect, derive_rng
+from generators.base import Draft, GenerationDefect, InvalidSample, derive_rng
 from generators.resources import Resources
 from ruler.errors import RulerError
 from ruler.prompts import Frame, PromptRenderer
@@ -17,6 +17,9 @@ from ruler.sizing import fit
 from ruler.tasks import TaskSpec
 from ruler.tokenizers import Tokenizer
 from ruler.types import Sample
+
+#: draws tried for one sample before giving up (a broken draw is a rare coincidence)
+DRAWS = 5
 
 
 def sha256_text(text: str) -> str:
@@ -27,8 +30,9 @@ class SampleBuilder:
     def __init__(self, tokenizer: Tokenizer, renderer: PromptRenderer, resources: Resources, seed: int) -> None:
         self.tokenizer, self.renderer, self.resources, self.seed = tokenizer, renderer, resources, seed
 
-    def _draft(self, spec: TaskSpec, length: int, index: int) -> tuple[Draft, Frame]:
-        rng = derive_rng(self.seed, spec.name, length, index)
+    def _draft(self, spec: TaskSpec, length: int, index: int, draw: int = 0) -> tuple[Draft, Frame]:
+        key = (self.seed, spec.name, length, index) + ((draw,) if draw else ())
+        rng = derive_rng(*key)
         try:
             draft = get_generator(spec.generator)(spec.args, length, index, rng, self.resources)
         except KeyError as error:
@@ -38,22 +42,30 @@ class SampleBuilder:
         return draft, self.renderer.frame(spec.template, spec.answer_prefix, draft.fields)
 
     def build(self, spec: TaskSpec, length: int, index: int) -> tuple[Sample, str]:
-        """A new sample of exactly `length` tokens (prompt + generation budget), and its prompt text."""
-        draft, frame = self._draft(spec, length, index)
+        """A new sample of exactly `length` tokens (prompt + generation budget), and its prompt text. A draw that
+        breaks an invariant is replaced by the next one (still a function of the sample's key alone)."""
         budget = length - spec.max_new_tokens
         if budget <= 0:
             raise RulerError(f"length {length} leaves no room for {spec.name}'s {spec.max_new_tokens}-token "
                              "generation budget; use a longer length")
-        try:
-            fitted = fit(draft, frame, self.tokenizer, budget)
-        except GenerationDefect as error:
-            raise RulerError(f"{Sample.make_id(spec.name, length, index)}: {error}") from None
+        for draw in range(DRAWS):
+            draft, frame = self._draft(spec, length, index, draw)
+            try:
+                fitted = fit(draft, frame, self.tokenizer, budget)
+                break
+            except InvalidSample as error:
+                defect = error
+            except GenerationDefect as error:
+                raise RulerError(f"{Sample.make_id(spec.name, length, index)}: {error}") from None
+        else:
+            raise RulerError(f"{Sample.make_id(spec.name, length, index)}: {DRAWS} draws broke the task's "
+                             f"invariants, the last: {defect}")
         sample = Sample(
             id=Sample.make_id(spec.name, length, index), task=spec.name, length=length, index=index, seed=self.seed,
             units=fitted.units, words=fitted.words, max_new_tokens=spec.max_new_tokens, metric=spec.metric,
             answer_prefix=frame.answer_prefix, references=list(draft.references),
             depths=[round(depth, 6) for depth in fitted.depths], prompt_tokens=fitted.tokens,
-            prompt_sha256=sha256_text(fitted.text),
+            prompt_sha256=sha256_text(fitted.text), draw=draw,
         )
         return sample, fitted.text
 
@@ -63,7 +75,7 @@ class SampleBuilder:
 
     def rebuild_request(self, spec: TaskSpec, sample: Sample) -> tuple[str, str]:
         """The full prompt and the user message alone (what chat mode sends), checked against the stored hash."""
-        draft, frame = self._draft(spec, sample.length, sample.index)
+        draft, frame = self._draft(spec, sample.length, sample.index, sample.draw)
         context = draft.render(sample.units, sample.words).text
         text = frame.head + context + frame.tail
         if sha256_text(text) != sample.prompt_sha256:

@@ -28,6 +28,8 @@ class Sample:
     depths: list[float]
     prompt_tokens: int
     prompt_sha256: str
+    #: which draw made the sample: 0, or more when earlier draws broke an invariant (see InvalidSample)
+    draw: int = 0
 
     @staticmethod
     def make_id(task: str, length: int, index: int) -> str:
@@ -38,7 +40,7 @@ class Sample:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Sample:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 @dataclass(frozen=True)

@@ -105,3 +105,27 @@ def test_word_lists_hold_single_words_only(workspace) -> None:
 @pytest.mark.parametrize("index", range(6))
 def test_cwe_lists_keep_common_words_most_frequent(workspace, index: int) -> None:
     workspace.builder.build(workspace.registry.tasks["cwe"], 32768, index)
+
+
+def test_a_draw_that_breaks_an_invariant_is_replaced_deterministically(smollm2, monkeypatch) -> None:
+    """A fault injected into the first draw's check: the sample comes from the next draw, records it, and its
+    recipe rebuilds the same prompt."""
+    from generators.base import InvalidSample
+    from generators.haystack import HaystackDraft
+    from ruler.workspace import workspace_for
+
+    workspace = workspace_for(smollm2)
+    spec = workspace.registry.tasks["niah_single_1"]
+    clean, _ = workspace.builder.build(spec, 4096, 0)
+    real_check, calls = HaystackDraft.check, []
+
+    def failing_first(self, context):
+        calls.append(1)
+        if len(calls) == 1:
+            raise InvalidSample("injected")
+        return real_check(self, context)
+
+    monkeypatch.setattr(HaystackDraft, "check", failing_first)
+    redrawn, text = workspace.builder.build(spec, 4096, 0)
+    assert clean.draw == 0 and redrawn.draw == 1 and redrawn.references != clean.references
+    assert workspace.builder.rebuild(spec, redrawn) == text
