@@ -94,7 +94,14 @@ def report(root: Path, threshold: float, claimed: int | None) -> str:
 
 def execute(options: RunOptions) -> int:
     cls = backend_class(options.backend)
-    workspace = workspace_for(load_tokenizer(options.tokenizer or options.model), options.chat_template,
+    try:
+        tokenizer = load_tokenizer(options.tokenizer or options.model)
+    except RulerError as error:
+        if options.tokenizer:
+            raise
+        raise RulerError(f"{error}; pass --tokenizer with the model's tokenizer (hub id, folder, .gguf, "
+                         "tiktoken:...)") from None
+    workspace = workspace_for(tokenizer, options.chat_template,
                               options.task_configs, options.haystack_file, options.qa_sources, options.seed,
                               options.mode)
     backend_options = BackendOptions(base_url=options.base_url, api_key=_api_key(options), timeout=options.timeout,

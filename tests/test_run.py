@@ -120,6 +120,12 @@ def test_bad_run_input_is_one_line_and_exit_code_2(server, trained_tokenizer_dir
     assert len(lines) == 1 and message in lines[0], lines
 
 
+def test_a_served_model_name_that_is_no_tokenizer_asks_for_one(server, tmp_path, capsys):
+    assert main(["run", "--model", "llama3.1:8b", "--base-url", server.url, "--lengths", "4k",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "pass --tokenizer" in capsys.readouterr().err
+
+
 def test_run_without_a_model_says_how_to_choose_one(capsys):
     assert main(["run", "--lengths", "4k"]) == 2
     assert "choose a model" in capsys.readouterr().err
