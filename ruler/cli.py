@@ -57,8 +57,12 @@ def data_options(lengths: bool = True):
                      help="SQuAD v2 dev: hub id, RULER's squad.json, or `sample` (bundled)."),
         click.option("--hotpotqa", default=None,
                      help="HotpotQA dev (distractor): hub id, RULER's hotpotqa.json, or `sample`."),
-    ][0 if lengths else 1:]
+    ]
+    return _options(options[0 if lengths else 1:])
 
+
+def _options(options: list):
+    """One decorator applying `options` in the order listed."""
     def apply(command):
         for option in reversed(options):
             command = option(command)
@@ -93,7 +97,7 @@ def generate(**options) -> None:
                         options["samples"])
     folder = dataset.DatasetFolder(out)
     folder.claim(workspace.manifest(plan))
-    with tqdm(total=len(list(plan.ids())), unit="sample", dynamic_ncols=True, disable=None) as bar:
+    with tqdm(total=plan.size, unit="sample", dynamic_ncols=True, disable=None) as bar:
         def advance(sample, new: bool) -> None:
             bar.set_postfix_str(f"{sample.task} {format_length(sample.length)}", refresh=False)
             bar.update(1)
@@ -104,32 +108,28 @@ def generate(**options) -> None:
     click.echo(f"{len(made)} samples in {out}" + (f"; exported to {export[1]}" if export else ""))
 
 
-def model_options(command):
-    """The options of `run` and `validate` beyond the data: the model, its backend, and how to talk to it."""
-    options = [
-        click.option("--model", default=None,
-                     help="Model name on the server, or a hub id / folder / .gguf for --backend hf."),
-        click.option("--backend", default="openai", show_default=True, help="openai (any compatible server) or hf."),
-        click.option("--base-url", default=None, help="Server root, e.g. http://localhost:8000/v1 (openai backend)."),
-        click.option("--api-key-env", default=None, help="Environment variable holding the API key [OPENAI_API_KEY]."),
-        click.option("--tokenizer", default=None, help="Tokenizer for sizing prompts (default: the model)."),
-        click.option("--out", type=click.Path(path_type=Path), default=None,
-                     help="Run folder [outputs/<model>-<backend>]."),
-        click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1)),
-        click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(min=1),
-                     help="Seconds a request."),
-        click.option("--max-retries", default=6, show_default=True, type=click.IntRange(min=0)),
-        click.option("--force", is_flag=True, help="Send lengths beyond the model's known window."),
-        click.option("--new", is_flag=True, help="Start afresh: the existing run folder is moved aside."),
-        click.option("--retry-errors", is_flag=True, help="Send again the requests whose validity is `error`."),
-        click.option("--device", default=None, help="hf backend: cuda, cpu ... (default: CUDA when present)."),
-        click.option("--dtype", default=None, help="hf backend: bfloat16, float16, float32 (default: automatic)."),
-        click.option("--threshold", default=RULER_THRESHOLD, show_default=True, type=float,
-                     help="Score the mean must keep for a length to count as effective (RULER's)."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+#: the options of `run` and `validate` beyond the data: the model, its backend, and how to talk to it
+model_options = _options([
+    click.option("--model", default=None,
+                 help="Model name on the server, or a hub id / folder / .gguf for --backend hf."),
+    click.option("--backend", default="openai", show_default=True, help="openai (any compatible server) or hf."),
+    click.option("--base-url", default=None, help="Server root, e.g. http://localhost:8000/v1 (openai backend)."),
+    click.option("--api-key-env", default=None, help="Environment variable holding the API key [OPENAI_API_KEY]."),
+    click.option("--tokenizer", default=None, help="Tokenizer for sizing prompts (default: the model)."),
+    click.option("--out", type=click.Path(path_type=Path), default=None,
+                 help="Run folder [outputs/<model>-<backend>]."),
+    click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1)),
+    click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(min=1),
+                 help="Seconds a request."),
+    click.option("--max-retries", default=6, show_default=True, type=click.IntRange(min=0)),
+    click.option("--force", is_flag=True, help="Send lengths beyond the model's known window."),
+    click.option("--new", is_flag=True, help="Start afresh: the existing run folder is moved aside."),
+    click.option("--retry-errors", is_flag=True, help="Send again the requests whose validity is `error`."),
+    click.option("--device", default=None, help="hf backend: cuda, cpu ... (default: CUDA when present)."),
+    click.option("--dtype", default=None, help="hf backend: bfloat16, float16, float32 (default: automatic)."),
+    click.option("--threshold", default=RULER_THRESHOLD, show_default=True, type=float,
+                 help="Score the mean must keep for a length to count as effective (RULER's)."),
+])
 
 
 def _run(options: dict) -> int:
@@ -187,9 +187,9 @@ def validate(**options) -> None:
 @click.option("--claimed", default=None, callback=_length, help="The advertised window, e.g. 1m.")
 def report(run_dir: Path, threshold: float, claimed: int | None) -> None:
     """Score a run folder and write its report (results.json, tables, plots, report.html)."""
-    from ruler.run import report as write
+    from ruler.report.write import write_and_summarise
 
-    click.echo(write(run_dir, threshold, claimed))
+    click.echo(write_and_summarise(run_dir, threshold, claimed))
 
 
 @cli.command()

@@ -38,6 +38,10 @@ class Plan:
     lengths: list[int]
     samples: int
 
+    @property
+    def size(self) -> int:
+        return len(self.tasks) * len(self.lengths) * self.samples
+
     def ids(self) -> Iterable[tuple[TaskSpec, int, int]]:
         for spec in self.tasks:
             for length in self.lengths:

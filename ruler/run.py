@@ -24,9 +24,10 @@ from ruler.journal import Journal
 from ruler.lengths import format_length
 from ruler.predictions import latest_predictions
 from ruler.report.results import NothingToScore
+from ruler.report.write import write_and_summarise
 from ruler.runner import predict
 from ruler.scoring import RULER_THRESHOLD
-from ruler.scoring.validity import SCORED, VALIDITIES
+from ruler.scoring.validity import SCORED
 from ruler.tokenizers import load_tokenizer
 from ruler.types import Prediction, Sample
 from ruler.workspace import Workspace, workspace_for
@@ -77,21 +78,6 @@ def _api_key(options: RunOptions) -> str | None:
     return key
 
 
-def report(root: Path, threshold: float, claimed: int | None) -> str:
-    """Write the run's report folder; return the verdict, the table, the validity counts and the paths."""
-    from ruler.report.results import load
-    from ruler.report.tables import text
-    from ruler.report.write import write_report
-
-    results = load(root, threshold, claimed)
-    written = write_report(results, root / "report")
-    counts = Counter(s.validity for s in results.scored)
-    return "\n".join([results.verdict.line(), "", text(results), "",
-                      "validity: " + ", ".join(f"{name} {counts[name]}" for name in VALIDITIES if counts[name]),
-                      f"run: {root}", f"report: {written['html']}",
-                      "plots: " + ", ".join(str(p) for k, p in written.items() if str(p).endswith(".png"))])
-
-
 def execute(options: RunOptions) -> int:
     cls = backend_class(options.backend)
     try:
@@ -140,7 +126,7 @@ async def _execute(options: RunOptions, workspace: Workspace, backend: Backend) 
             root.rename(root.with_name(f"{root.name}.old-{time.strftime('%Y%m%d-%H%M%S')}"))
         folder.claim(manifest, hint="use --new to start a fresh run")
 
-        with tqdm(total=len(list(plan.ids())), unit="sample", desc="data", disable=None) as bar:
+        with tqdm(total=plan.size, unit="sample", desc="data", disable=None) as bar:
             samples = dataset.generate(folder, workspace.builder, plan, lambda sample, new: bar.update(1))
         predictions_path = root / "predictions.jsonl"
         done = latest_predictions(predictions_path)
@@ -164,7 +150,7 @@ async def _execute(options: RunOptions, workspace: Workspace, backend: Backend) 
 
             await predict(backend, pending, request_for, journal, options.concurrency, finished)
         try:
-            print(report(root, options.threshold, options.claimed))
+            print(write_and_summarise(root, options.threshold, options.claimed))
         except NothingToScore as nothing:
             print(f"{nothing}\nrun: {root}")
         return 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 from ruler.report import html, plots, tables
-from ruler.report.results import RunResults
+from ruler.report.results import RunResults, load
+from ruler.scoring.validity import VALIDITIES
 
 
 def write_report(results: RunResults, folder: Path) -> dict[str, Path]:
@@ -23,3 +25,15 @@ def write_report(results: RunResults, folder: Path) -> dict[str, Path]:
     written["html"] = folder / "report.html"
     written["html"].write_text(html.render(results, images), encoding="utf-8")
     return written
+
+
+def write_and_summarise(root: Path, threshold: float, claimed: int | None) -> str:
+    """Score a run folder, write its report folder, and return what a terminal shows: the verdict, the table, the
+    counts by validity and the paths written."""
+    results = load(root, threshold, claimed)
+    written = write_report(results, root / "report")
+    counts = Counter(s.validity for s in results.scored)
+    return "\n".join([results.verdict.line(), "", tables.text(results), "",
+                      "validity: " + ", ".join(f"{name} {counts[name]}" for name in VALIDITIES if counts[name]),
+                      f"run: {root}", f"report: {written['html']}",
+                      "plots: " + ", ".join(str(path) for path in written.values() if path.suffix == ".png")])
