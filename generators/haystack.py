@@ -131,8 +131,10 @@ class HaystackDraft(Draft):
 
 
 def partial_texts(lead: str, unit: str) -> list[str]:
-    """`lead` plus ever longer beginnings of `unit`, cut after spaces and hyphens (a uuid is cut in its groups)."""
-    pieces = re.split(r"(?<=[ -])", unit)
+    """`lead` plus ever longer beginnings of `unit`, cut after spaces and hyphens (a uuid is cut in its groups) and
+    between digits (a number is many tokens for tokenizers that split digits: whole numbers leave gaps too wide to
+    fill a short window exactly)."""
+    pieces = re.split(r"(?<=[ -])|(?<=\d)(?=\d)", unit)
     return [lead + "".join(pieces[:count]).rstrip(" ") for count in range(1, len(pieces))]
 
 

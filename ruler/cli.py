@@ -5,6 +5,7 @@ Every error a user can fix prints one line and exits with code 2, never a traceb
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -27,6 +28,18 @@ def _length(ctx: click.Context, param: click.Parameter, value: str | None) -> in
         return parse_length(value) if value is not None else None
     except RulerError as error:
         raise click.BadParameter(str(error)) from None
+
+
+def _json_object(ctx: click.Context, param: click.Parameter, value: str | None) -> dict | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError as error:
+        raise click.BadParameter(f"not JSON: {error}") from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{\"repeat_penalty\": 1.0}'")
+    return parsed
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,7 +126,9 @@ model_options = _options([
     click.option("--model", default=None,
                  help="Model name on the server, or a hub id / folder / .gguf for --backend hf."),
     click.option("--backend", default="openai", show_default=True, help="openai (any compatible server) or hf."),
-    click.option("--base-url", default=None, help="Server root, e.g. http://localhost:8000/v1 (openai backend)."),
+    click.option("--base-url", multiple=True,
+                 help="Server root, e.g. http://localhost:8000/v1 (openai backend); repeat it to spread requests over "
+                      "replicas."),
     click.option("--api-key-env", default=None, help="Environment variable holding the API key [OPENAI_API_KEY]."),
     click.option("--tokenizer", default=None, help="Tokenizer for sizing prompts (default: the model)."),
     click.option("--out", type=click.Path(path_type=Path), default=None,
@@ -127,8 +142,24 @@ model_options = _options([
     click.option("--retry-errors", is_flag=True, help="Send again the requests whose validity is `error`."),
     click.option("--device", default=None, help="hf backend: cuda, cpu ... (default: CUDA when present)."),
     click.option("--dtype", default=None, help="hf backend: bfloat16, float16, float32 (default: automatic)."),
+    click.option("--extra-body", default=None, callback=_json_object,
+                 help="JSON merged into every request body, for server settings: e.g. '{\"repeat_penalty\": 1.0}' "
+                      "for llama-cpp-python, whose default 1.1 is not greedy."),
+    click.option("--stream", is_flag=True,
+                 help="Stream answers (server-sent events): records time to first token and decode speed."),
+    click.option("--max-thinking-tokens", default=0, show_default=True, type=click.IntRange(min=0),
+                 help="Tokens a reasoning model may think, on top of each task's answer budget."),
+    click.option("--reasoning-effort", default=None, type=click.Choice(["low", "medium", "high"]),
+                 help="Sent as reasoning_effort to APIs that take one (GPT-OSS, o-series, OpenRouter)."),
     click.option("--threshold", default=RULER_THRESHOLD, show_default=True, type=float,
                  help="Score the mean must keep for a length to count as effective (RULER's)."),
+    click.option("--dry-run", is_flag=True,
+                 help="Generate the data and print what the run would send and cost, then stop (ruler estimate)."),
+    click.option("--price-in", default=None, type=click.FloatRange(min=0),
+                 help="US$ per 1M input tokens (default: the server's /models pricing, when it lists one)."),
+    click.option("--price-out", default=None, type=click.FloatRange(min=0), help="US$ per 1M output tokens."),
+    click.option("--max-cost", default=None, type=click.FloatRange(min=0),
+                 help="Stop sending (resumably) before the spent cost in US$ would exceed this."),
 ])
 
 
@@ -139,6 +170,7 @@ def _run(options: dict) -> int:
         raise RulerError("choose a model: --model NAME --base-url URL for a server, or --backend hf --model "
                          "HUB_ID|FOLDER|FILE.gguf")
     qa_sources = {"squad": options.pop("squad"), "hotpotqa": options.pop("hotpotqa")}
+    options["base_url"] = list(options["base_url"]) or None
     return execute(RunOptions(**{**options, "task_configs": list(options["task_configs"])}, qa_sources=qa_sources))
 
 
@@ -152,6 +184,36 @@ def run(**options) -> None:
     code = _run(options)
     if code:
         raise click.exceptions.Exit(code)
+
+
+@cli.command()
+@model_options
+@data_options()
+@click.option("--claimed", default=None, callback=_length, hidden=True)
+def estimate(**options) -> None:
+    """What `ruler run` with the same options would send: requests, input and output tokens per length, cost and
+    time (the same as `ruler run --dry-run`)."""
+    code = _run({**options, "dry_run": True})
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+@cli.command()
+@click.option("--model", required=True, help="Model name on the server.")
+@click.option("--base-url", required=True, help="Server root, e.g. http://localhost:8080/v1.")
+@click.option("--api-key-env", default=None, help="Environment variable holding the API key [OPENAI_API_KEY].")
+@click.option("--tokenizer", default=None, help="Tokenizer for sizing the probes (default: the model).")
+@click.option("--start", default="4k", show_default=True, callback=_length, help="First probe size.")
+@click.option("--max", "limit", default="1m", show_default=True, callback=_length, help="Largest size tried.")
+@click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds a request.")
+def probe(model: str, base_url: str, api_key_env: str | None, tokenizer: str | None, start: int, limit: int,
+          timeout: float) -> None:
+    """Find the largest prompt an endpoint accepts (one-token requests, doubling then bisecting); `ruler run` uses
+    it as the window when the server reports none."""
+    from ruler.run import probe_endpoint
+
+    click.echo(probe_endpoint(model, base_url, api_key_env, tokenizer, start, limit, timeout))
 
 
 def ladder(claimed: int) -> list[int]:
@@ -171,7 +233,7 @@ def validate(**options) -> None:
 
     options["lengths"] = ladder(options["claimed"])
     code = _run(dict(options))
-    if code:
+    if code or options["dry_run"]:
         raise click.exceptions.Exit(code)
     root = run_folder(RunOptions(model=options["model"], lengths=[], backend=options["backend"], out=options["out"]))
     verdict = load(root, options["threshold"], options["claimed"]).verdict
@@ -207,12 +269,15 @@ def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
 @cli.command()
 @click.argument("first", type=click.Path(path_type=Path))
 @click.argument("second", type=click.Path(path_type=Path))
-def compare(first: Path, second: Path) -> None:
-    """Per-length differences between two runs on the same prompts: paired test and answer agreement."""
+@click.option("--show", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Print this many prompts the runs answered differently.")
+def compare(first: Path, second: Path, show: int) -> None:
+    """Per-length differences between two runs on the same prompts: paired test, answer agreement, prompts one
+    run could not answer (backend parity: wrong RoPE scaling, a short max_model_len, another template)."""
     from ruler.report.compare import comparison_text
     from ruler.report.results import load
 
-    click.echo(comparison_text(load(first), load(second)))
+    click.echo(comparison_text(load(first), load(second), show))
 
 
 @cli.command(name="tasks")

@@ -23,7 +23,8 @@ from ruler.types import Sample
 #: manifest entries that must agree for two generations (or runs) to share a folder, and how to name a difference
 PINNED = {("tokenizer_fingerprint",): "tokenizer", ("chat_template_sha256",): "chat template", ("seed",): "seed",
           ("mode",): "prompt mode",
-          ("run", "model"): "model", ("run", "backend"): "backend"}
+          ("run", "model"): "model", ("run", "backend"): "backend",
+          ("run", "extra_body"): "request body (--extra-body)"}
 
 
 def _pinned(manifest: dict[str, Any], path: tuple[str, ...]) -> Any:

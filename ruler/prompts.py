@@ -7,45 +7,18 @@ opens the assistant turn (`continue_final_message`), RULER's prefill protocol.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from ruler.chat_template import ChatTemplate, render_chat
 from ruler.errors import RulerError
 from ruler.tokenizers import Tokenizer
 
 #: stands in for the haystack while templates render, so a prompt is rendered once and sized by parts
 SENTINEL = "\ue000ruler:context\ue001"
-
-
-@dataclass(frozen=True)
-class ChatTemplate:
-    """A chat template (or none) and where it came from; `sha256` goes into the data's manifest."""
-
-    source: str
-    text: str | None
-
-    @property
-    def sha256(self) -> str | None:
-        return hashlib.sha256(self.text.encode()).hexdigest() if self.text is not None else None
-
-
-def resolve_chat_template(option: str, tokenizer: Tokenizer) -> ChatTemplate:
-    """`auto`, `none` or a file path."""
-    if option == "none":
-        return ChatTemplate("none", None)
-    if option == "auto":
-        if tokenizer.chat_template:
-            return ChatTemplate("tokenizer", tokenizer.chat_template)
-        return ChatTemplate("none", None)
-    path = Path(option)
-    if not path.is_file():
-        raise RulerError(f"chat template not found: {option!r} (use auto, none or a .jinja file)")
-    return ChatTemplate(str(path), path.read_text(encoding="utf-8"))
-
 
 MODES = ("prefill", "chat")
 
@@ -105,19 +78,15 @@ class PromptRenderer:
         """The full text the model sees: chat template applied, ending in the prefill (if any)."""
         if self.chat.text is None:
             return user + answer_prefix
-        from transformers.utils.chat_template_utils import render_jinja_template
-
         messages = [{"role": "user", "content": user}]
         if self.mode == "prefill":
             messages.append({"role": "assistant", "content": answer_prefix})
         try:
-            rendered, _ = render_jinja_template(
-                [messages], chat_template=self.chat.text, continue_final_message=self.mode == "prefill",
-                add_generation_prompt=self.mode == "chat",
-                bos_token=self._tokenizer.bos_token, eos_token=self._tokenizer.eos_token)
+            return render_chat(self.chat.text, messages, continue_final_message=self.mode == "prefill",
+                               add_generation_prompt=self.mode == "chat", bos_token=self._tokenizer.bos_token,
+                               eos_token=self._tokenizer.eos_token)
         except Exception as error:  # templates raise their own exceptions (raise_exception) as well as jinja's
             raise RulerError(f"chat template {self.chat.source!r} failed: {error}") from None
-        return rendered[0]
 
     def _split(self, rendered: str) -> tuple[str, str]:
         if rendered.count(SENTINEL) != 1:

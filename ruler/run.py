@@ -19,20 +19,25 @@ from pathlib import Path
 from ruler import dataset
 from ruler.backends import backend_class
 from ruler.backends.base import Backend, BackendOptions, Request
+from ruler.backends.openai_compat import api_base, public_url
+from ruler.cost import Budget, estimate, estimate_text, seconds_per_input_token
 from ruler.errors import RulerError
 from ruler.journal import Journal
 from ruler.lengths import format_length
 from ruler.predictions import latest_predictions
+from ruler.probe import ProbeResult, probe, recall, remember
 from ruler.report.results import NothingToScore
 from ruler.report.write import write_and_summarise
 from ruler.runner import predict
 from ruler.scoring import RULER_THRESHOLD
 from ruler.scoring.validity import SCORED
 from ruler.tokenizers import load_tokenizer
-from ruler.types import Prediction, Sample
+from ruler.types import Prediction, Prices, Sample
 from ruler.workspace import Workspace, workspace_for
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+#: the exit code of a run that stopped at its --max-cost (resumable)
+BUDGET_REACHED = 3
 
 
 @dataclass
@@ -40,7 +45,8 @@ class RunOptions:
     model: str
     lengths: list[int]
     backend: str = "openai"
-    base_url: str | None = None
+    #: one server, or several replicas of the same model
+    base_url: list[str] | None = None
     api_key_env: str | None = None
     tokenizer: str | None = None
     chat_template: str = "auto"
@@ -61,8 +67,16 @@ class RunOptions:
     qa_sources: dict[str, str | None] = field(default_factory=dict)
     device: str | None = None
     dtype: str | None = None
+    stream: bool = False
+    extra_body: dict | None = None
+    max_thinking_tokens: int = 0
+    reasoning_effort: str | None = None
     threshold: float = RULER_THRESHOLD
     claimed: int | None = None
+    dry_run: bool = False
+    price_in: float | None = None
+    price_out: float | None = None
+    max_cost: float | None = None
 
 
 def run_folder(options: RunOptions) -> Path:
@@ -76,6 +90,41 @@ def _api_key(options: RunOptions) -> str | None:
     if options.api_key_env and not key:
         raise RulerError(f"the API key variable {name} is not set")
     return key
+
+
+def _prices(options: RunOptions) -> Prices | None:
+    if (options.price_in is None) != (options.price_out is None):
+        raise RulerError("give both --price-in and --price-out (US$ per 1M tokens)")
+    return Prices(options.price_in, options.price_out) if options.price_in is not None else None
+
+
+def probe_key(base_url: str, model: str) -> str:
+    return f"{public_url(api_base(base_url))} {model}"
+
+
+def probe_endpoint(model: str, base_url: str, api_key_env: str | None, tokenizer: str | None, start: int,
+                   limit: int, timeout: float) -> str:
+    """Probe a server's window, remember it for later runs, and say what was found."""
+    loaded = load_tokenizer(tokenizer or model)
+    key = _api_key(RunOptions(model=model, lengths=[], api_key_env=api_key_env))
+    backend = backend_class("openai").create(model, BackendOptions(base_url=[base_url], api_key=key, timeout=timeout,
+                                                                   max_retries=2, concurrency=1))
+
+    async def go() -> ProbeResult:
+        try:
+            await backend.context_window()
+            return await probe(backend, loaded, start, limit)
+        finally:
+            await backend.aclose()
+
+    result = asyncio.run(go())
+    if result.accepted == 0:
+        raise RulerError(f"{base_url} refused every probe, the smallest of {result.refused} tokens: {result.reason}")
+    remember(probe_key(base_url, model), result)
+    refused = (f", refused {result.refused:,} ({result.reason})" if result.refused is not None
+               else f", the limit {limit:,}")
+    return (f"{base_url} accepts prompts of {result.accepted:,} tokens (+1 generated){refused}; window "
+            f"{result.window:,} after {result.requests} requests, kept for `ruler run`")
 
 
 def execute(options: RunOptions) -> int:
@@ -93,7 +142,9 @@ def execute(options: RunOptions) -> int:
     backend_options = BackendOptions(base_url=options.base_url, api_key=_api_key(options), timeout=options.timeout,
                                      max_retries=options.max_retries, concurrency=options.concurrency,
                                      device=options.device, dtype=options.dtype,
-                                     chat_template=workspace.builder.renderer.chat.text)
+                                     chat_template=workspace.builder.renderer.chat.text,
+                                     reasoning_effort=options.reasoning_effort, stream=options.stream,
+                                     extra_body=options.extra_body or {})
     backend = cls.create(options.model, backend_options)
     try:
         return asyncio.run(_execute(options, workspace, backend))
@@ -108,20 +159,26 @@ async def _execute(options: RunOptions, workspace: Workspace, backend: Backend) 
 
     try:
         window = await backend.context_window()
+        probed = recall(probe_key(options.base_url[0], options.model)) if window is None and options.base_url else None
+        usable = window or (probed.window if probed else None)
         lengths = options.lengths
-        if window is not None and not options.force:
-            beyond = [length for length in lengths if length > window]
+        if usable is not None and not options.force:
+            beyond = [length for length in lengths if length > usable]
+            source = f"{usable}-token window" + (" (probed)" if window is None else "")
             if beyond:
-                print(f"skipping {', '.join(map(format_length, beyond))}: beyond the model's {window}-token window "
+                print(f"skipping {', '.join(map(format_length, beyond))}: beyond the model's {source} "
                       "(--force sends them anyway)", file=sys.stderr)
-            lengths = [length for length in lengths if length <= window]
+            lengths = [length for length in lengths if length <= usable]
             if not lengths:
-                raise RulerError(f"every length exceeds the model's {window}-token window; use --force to send them")
+                raise RulerError(f"every length exceeds the model's {source}; use --force to send them")
         plan = dataset.Plan(workspace.registry.select(options.tasks, options.suite), lengths, options.samples)
         root = run_folder(options)
         folder = dataset.DatasetFolder(root)
         manifest = workspace.manifest(plan)
-        manifest = {**manifest, "kind": "ruler-run", "run": {**backend.describe(), "window": window}}
+        run = {**backend.describe(), "window": window, "claimed": options.claimed}
+        if probed:
+            run["probed_window"] = probed.window
+        manifest = {**manifest, "kind": "ruler-run", "run": run}
         if options.new and root.exists():
             root.rename(root.with_name(f"{root.name}.old-{time.strftime('%Y%m%d-%H%M%S')}"))
         folder.claim(manifest, hint="use --new to start a fresh run")
@@ -136,23 +193,44 @@ async def _execute(options: RunOptions, workspace: Workspace, backend: Backend) 
         def request_for(sample: Sample) -> Request:
             text, message = workspace.builder.rebuild_request(specs[sample.task], sample)
             chat = options.mode == "chat"
-            return Request(sample.id, message if chat else text, sample.max_new_tokens, chat=chat)
+            return Request(sample.id, message if chat else text, sample.max_new_tokens + options.max_thinking_tokens,
+                           chat=chat)
+
+        prices = _prices(options) or await backend.prices()
+        if options.dry_run:
+            print(estimate_text(estimate(pending, options.max_thinking_tokens), prices, options.concurrency,
+                                seconds_per_input_token(done.values())))
+            print(f"run: {root} (nothing sent)")
+            return 0
+        budget = None
+        if options.max_cost is not None:
+            if prices is None:
+                raise RulerError("--max-cost needs prices: --price-in and --price-out (US$ per 1M tokens), or a "
+                                 "server whose /models listing gives them")
+            budget = Budget(options.max_cost, prices, done.values(), options.max_thinking_tokens)
 
         failures = Counter()
         with Journal(predictions_path) as journal, tqdm(total=len(samples), initial=len(samples) - len(pending),
                                                          unit="req", desc="predict", disable=None) as bar:
             def finished(prediction: Prediction) -> None:
                 done[prediction.id] = prediction
+                if budget:
+                    budget.charge(prediction)
                 if prediction.validity not in SCORED:
                     failures[prediction.validity] += 1
                     bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in failures.items()), refresh=False)
                 bar.update(1)
 
-            await predict(backend, pending, request_for, journal, options.concurrency, finished)
+            await predict(backend, pending, request_for, journal, options.concurrency, finished,
+                          workspace.builder.tokenizer.count, budget.admit if budget else None)
         try:
             print(write_and_summarise(root, options.threshold, options.claimed))
         except NothingToScore as nothing:
             print(f"{nothing}\nrun: {root}")
+        if budget and budget.stopped:
+            print(f"ruler: stopped before the spent cost would exceed --max-cost {budget.cap:g} (spent "
+                  f"{budget.spent:.4f}); run again with a higher --max-cost to continue", file=sys.stderr)
+            return BUDGET_REACHED
         return 0
     finally:
         await backend.aclose()

@@ -12,27 +12,46 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 
-from ruler.backends.base import Backend, Request
+from ruler.backends.base import Backend, Completion, Request
 from ruler.journal import Journal
+from ruler.reasoning import split_reasoning
 from ruler.scoring.validity import classify
 from ruler.types import Prediction, Sample
 
 
+def reasoning_tokens(completion: Completion, count: Callable[[str], int]) -> int | None:
+    """The server's count of thinking tokens when it reports one, else the local count of the thinking text."""
+    details = (completion.usage or {}).get("completion_tokens_details") or {}
+    if isinstance(details.get("reasoning_tokens"), int):
+        return details["reasoning_tokens"]
+    thinking = "\n".join(filter(None, [completion.reasoning, split_reasoning(completion.text).reasoning]))
+    return count(thinking) if thinking else None
+
+
+def to_prediction(sample: Sample, completion: Completion, count: Callable[[str], int]) -> Prediction:
+    validity, note = classify(completion)
+    return Prediction(
+        id=sample.id, task=sample.task, length=sample.length, index=sample.index, prediction=completion.text,
+        validity=validity, finish_reason=completion.finish_reason, prompt_tokens=sample.prompt_tokens,
+        usage=completion.usage, latency_s=round(completion.latency_s, 4), error=note,
+        timings={k: round(v, 4) for k, v in completion.timings.items()} or None,
+        reasoning=completion.reasoning or None, reasoning_tokens=reasoning_tokens(completion, count))
+
+
 async def predict(backend: Backend, samples: Iterable[Sample], request_for: Callable[[Sample], Request],
-                  journal: Journal, concurrency: int, on_done: Callable[[Prediction], None]) -> None:
+                  journal: Journal, concurrency: int, on_done: Callable[[Prediction], None],
+                  count: Callable[[str], int], admit: Callable[[Sample], bool] | None = None) -> None:
+    """Send every sample (until `admit` refuses one: then no new request starts) and journal the answers."""
     pending = iter(samples)
     finished: asyncio.Queue[Prediction | None] = asyncio.Queue()
 
     async def worker() -> None:
         for sample in pending:
+            if admit and not admit(sample):
+                return
             request = await asyncio.to_thread(request_for, sample)
             completion = await backend.generate(request)
-            finished.put_nowait(Prediction(
-                id=sample.id, task=sample.task, length=sample.length, index=sample.index,
-                prediction=completion.text, validity=classify(completion), finish_reason=completion.finish_reason,
-                prompt_tokens=sample.prompt_tokens, usage=completion.usage, latency_s=round(completion.latency_s, 4),
-                error=completion.error, timings={k: round(v, 4) for k, v in completion.timings.items()} or None,
-            ))
+            finished.put_nowait(to_prediction(sample, completion, count))
 
     async def writer() -> None:
         while True:

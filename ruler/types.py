@@ -61,6 +61,10 @@ class Prediction:
     error: str | None = None
     #: backend-specific timings, e.g. prefill_s and decode_s in process
     timings: dict[str, float] | None = None
+    #: thinking returned apart from the text (inline thinking stays in `prediction` and is split off to score)
+    reasoning: str | None = None
+    #: tokens spent thinking: the server's count when it gives one, else the local tokenizer's
+    reasoning_tokens: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,3 +72,14 @@ class Prediction:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Prediction:
         return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class Prices:
+    """US dollars per million tokens."""
+
+    input: float
+    output: float
+
+    def cost(self, input_tokens: float, output_tokens: float) -> float:
+        return (input_tokens * self.input + output_tokens * self.output) / 1e6

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from generators.resources import Resources
+from ruler.chat_template import resolve_chat_template
 from ruler.counting import TokenCounter
 from ruler.dataset import Plan
-from ruler.prompts import PromptRenderer, resolve_chat_template
+from ruler.prompts import PromptRenderer
 from ruler.samples import SampleBuilder
 from ruler.tasks import TaskRegistry, load_tasks
 from ruler.tokenizers import Tokenizer

@@ -3,6 +3,12 @@ shipped corpus with a SentencePiece-style pre-tokenizer, and a tiktoken encoding
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -66,3 +72,44 @@ def workspaces():
         return made[key]
 
     return get
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving_smollm2(n_ctx: int):
+    """llama.cpp (llama-cpp-python) serving SmolLM2-135M-Instruct on a free loopback port: yields its /v1 URL."""
+    from ruler.tokenizers import embedded_gguf
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf("smollm2")), "--model_alias",
+         "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/models", timeout=2):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("llama.cpp server did not start") from None
+            time.sleep(0.5)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """SmolLM2 served with its whole 8K window, for the whole session."""
+    with serving_smollm2(8192) as url:
+        yield url

@@ -16,6 +16,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 NEEDLE = re.compile(r"One of the special magic \w+ for (\S+) is: (\S+)\.")
 QUERY = re.compile(r"special magic \w+ for (.+?) mentioned in the provided text")
+#: what reasoning models send back: text (with the answer at {answer}), finish reason, fields beside the text
+THINKING = {
+    "think": ("<think>The needle is near the middle.</think>{answer}", "stop", {}),
+    "opened-think": ("The template opened the thinking.\n</think>\n{answer}", "stop", {}),
+    "harmony": ("<|channel|>analysis<|message|>Find the key.<|end|><|start|>assistant<|channel|>final<|message|>"
+                "{answer}<|return|>", "stop", {}),
+    "reasoning-field": ("{answer}", "stop", {"reasoning": "I read every line.", "reasoning_tokens": 5}),
+    "think-length": ("<think>One line after another, and", "length", {}),
+    "reasoning-length": ("", "length", {"reasoning": "Still reading", "reasoning_tokens": 64}),
+}
 
 
 def answer(prompt: str) -> str:
@@ -27,9 +37,10 @@ def answer(prompt: str) -> str:
 
 
 class FakeServer:
-    def __init__(self, window: int | None = 131072, delay: float = 0.0) -> None:
+    def __init__(self, window: int | None = 131072, delay: float = 0.0, first_token_delay: float = 0.0,
+                 pricing: dict[str, str] | None = None) -> None:
         self.script: deque[str] = deque()
-        self.window, self.delay = window, delay
+        self.window, self.delay, self.first_token_delay, self.pricing = window, delay, first_token_delay, pricing
         self.received: list[dict] = []
         self.lock = threading.Lock()
         server = self
@@ -42,6 +53,8 @@ class FakeServer:
                 entry = {"id": "fake", "object": "model"}
                 if server.window:
                     entry["max_model_len"] = server.window
+                if server.pricing:
+                    entry["pricing"] = server.pricing
                 self._json(200, {"object": "list", "data": [entry]})
 
             def do_POST(self) -> None:
@@ -79,6 +92,9 @@ class FakeServer:
         if behaviour == "slow":
             time.sleep(5)
             return handler._json(200, self.reply(answer(prompt), "stop", chat))
+        if behaviour == "die":
+            threading.Thread(target=self.__exit__, daemon=True).start()
+            behaviour = "reset"
         if behaviour == "reset":
             handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             handler.connection.close()
@@ -96,15 +112,58 @@ class FakeServer:
         if behaviour == "overflow":
             return handler._json(400, {"error": {"message": "This model's maximum context length is 4096 tokens. "
                                                             "However, you requested 9000 tokens."}})
-        text, finish = {"length": (" 12", "length"), "empty": ("", "stop"),
-                        "filter": ("", "content_filter")}.get(behaviour, (answer(prompt), "stop"))
-        return handler._json(200, self.reply(text, finish, chat))
+        if behaviour in THINKING:
+            text, finish, extra = THINKING[behaviour]
+            reply = self.reply(text.format(answer=answer(prompt)), finish, chat, **extra)
+        else:
+            text, finish = {"length": (" 12", "length"), "empty": ("", "stop"),
+                            "filter": ("", "content_filter")}.get(behaviour, (answer(prompt), "stop"))
+            reply = self.reply(text, finish, chat)
+        if body.get("stream"):
+            return self.stream(handler, reply, chat, behaviour)
+        return handler._json(200, reply)
+
+    def stream(self, handler, reply: dict, chat: bool, behaviour: str) -> None:
+        """The reply as server-sent events, a few characters a chunk, the first after `first_token_delay`; usage
+        last when asked for. `stream-reset` hangs up halfway, `stream-error` sends an error event."""
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.end_headers()
+        choice = reply["choices"][0]
+        message = choice.get("message", choice)
+        thinking, text = message.get("reasoning_content") or "", message.get("content", choice.get("text")) or ""
+        time.sleep(self.first_token_delay)
+
+        def send(payload: dict | str) -> None:
+            handler.wfile.write(f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n".encode())
+            handler.wfile.flush()
+
+        pieces = [("reasoning_content", thinking[i:i + 4]) for i in range(0, len(thinking), 4)]
+        pieces += [("content" if chat else "text", text[i:i + 4]) for i in range(0, len(text), 4)]
+        for number, (field, piece) in enumerate(pieces):
+            if behaviour == "stream-reset" and number == len(pieces) // 2:
+                handler.connection.close()
+                return
+            if behaviour == "stream-error" and number == 1:
+                return send({"error": {"message": "injected stream error"}})
+            send({"choices": [{"index": 0, "delta": {field: piece}} if chat else {"index": 0, field: piece}]})
+            time.sleep(0.002)
+        send({"choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]} if chat else
+                          {"index": 0, "text": "", "finish_reason": choice["finish_reason"]}]})
+        send({"choices": [], "usage": reply["usage"]})
+        send("[DONE]")
 
     @staticmethod
-    def reply(text: str, finish: str, chat: bool) -> dict:
+    def reply(text: str, finish: str, chat: bool, reasoning: str | None = None,
+              reasoning_tokens: int | None = None) -> dict:
         choice = {"index": 0, "finish_reason": finish}
         choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
-        return {"id": "x", "choices": [choice], "usage": {"prompt_tokens": 10, "completion_tokens": 3}}
+        if reasoning is not None:
+            (choice["message"] if chat else choice)["reasoning_content"] = reasoning
+        usage = {"completion_tokens": 3}
+        if reasoning_tokens is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+        return {"id": "x", "choices": [choice], "usage": usage}
 
     def __enter__(self) -> FakeServer:
         self.thread.start()

@@ -40,36 +40,36 @@ def server():
 @pytest.mark.parametrize("fault", ["429", "500", "503", "reset", "malformed"])
 def test_transient_faults_are_retried_until_the_answer(server, fault: str) -> None:
     completion = complete(server, [fault, fault])
-    assert classify(completion) == "ok" and "1234567" in completion.text
+    assert classify(completion)[0] == "ok" and "1234567" in completion.text
     assert len(server.received) == 3
 
 
 def test_a_timeout_is_retried(server) -> None:
     completion = complete(server, ["slow"], timeout=0.5)
-    assert classify(completion) == "ok" and len(server.received) == 2
+    assert classify(completion)[0] == "ok" and len(server.received) == 2
 
 
 @pytest.mark.parametrize("fault", ["429", "503", "reset", "malformed"])
 def test_exhausted_retries_end_in_error_with_the_last_message(server, fault: str) -> None:
     completion = complete(server, [fault] * 3, max_retries=2)
-    assert classify(completion) == "error" and "after 3 attempts" in completion.error
+    assert classify(completion)[0] == "error" and "after 3 attempts" in completion.error
     assert len(server.received) == 3
 
 
 def test_a_refused_context_length_is_overflow_and_not_retried(server) -> None:
     completion = complete(server, ["overflow"])
-    assert classify(completion) == "overflow" and "maximum context length" in completion.error
+    assert classify(completion)[0] == "overflow" and "maximum context length" in completion.error
     assert len(server.received) == 1
 
 
 def test_a_client_error_is_not_retried(server) -> None:
     completion = complete(server, ["401"])
-    assert classify(completion) == "error" and "HTTP 401" in completion.error and len(server.received) == 1
+    assert classify(completion)[0] == "error" and "HTTP 401" in completion.error and len(server.received) == 1
 
 
 @pytest.mark.parametrize("fault,validity", [("length", "truncated"), ("empty", "empty"), ("filter", "refused")])
 def test_answers_that_are_not_answers_are_named(server, fault: str, validity: str) -> None:
-    assert classify(complete(server, [fault])) == validity
+    assert classify(complete(server, [fault]))[0] == validity
 
 
 def test_prefill_uses_completions_and_chat_uses_chat_completions(server) -> None:
@@ -82,7 +82,7 @@ def test_prefill_uses_completions_and_chat_uses_chat_completions(server) -> None
 
 def test_usage_and_latency_are_recorded(server) -> None:
     completion = complete(server, [])
-    assert completion.usage == {"prompt_tokens": 10, "completion_tokens": 3} and completion.latency_s > 0
+    assert completion.usage == {"completion_tokens": 3} and completion.latency_s > 0
 
 
 def test_window_comes_from_the_model_listing(server) -> None:
@@ -104,3 +104,25 @@ def test_the_recorded_url_carries_no_credentials() -> None:
     backend = OpenAICompatible("m", "https://user:secret@host:8443/v1?key=secret")
     assert backend.describe()["base_url"] == "https://host:8443/v1"
     asyncio.run(backend.aclose())
+
+
+def test_streaming_times_the_first_token_and_keeps_the_usage() -> None:
+    with FakeServer(first_token_delay=0.3) as slow_start:
+        completion = complete(slow_start, [], stream=True)
+        body = slow_start.received[-1]
+    assert classify(completion)[0] == "ok" and "1234567" in completion.text
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert 0.3 <= completion.timings["ttft_s"] <= completion.latency_s and completion.timings["decode_s"] > 0
+    assert completion.usage == {"completion_tokens": 3}
+
+
+def test_a_streamed_chat_answer_keeps_its_thinking_apart(server) -> None:
+    completion = complete(server, ["reasoning-field"], chat=True, stream=True)
+    assert completion.reasoning == "I read every line." and completion.text.strip() == "1234567."
+
+
+@pytest.mark.parametrize("fault", ["stream-reset", "stream-error"])
+def test_a_stream_broken_halfway_is_retried(server, fault: str) -> None:
+    completion = complete(server, [fault], stream=True)
+    assert classify(completion)[0] == "ok" and completion.text.strip() == "1234567."
+    assert len(server.received) == 2

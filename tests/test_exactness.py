@@ -63,6 +63,17 @@ def test_prompt_fills_the_window_exactly(setup, task: str, length: int) -> None:
     assert counted >= math.ceil(0.995 * budget)
 
 
+@pytest.mark.parametrize("index", range(8))
+def test_distractor_lines_fill_a_short_window_by_cutting_the_last_number(smollm2, workspaces, index: int) -> None:
+    """SmolLM2 spells numbers digit by digit: a whole distractor line is ~24 tokens, wider than a 2K window's
+    10-token tolerance, so the last line must be cut inside its number."""
+    workspace = workspaces(smollm2)
+    spec = workspace.registry.tasks["niah_multikey_2"]
+    sample, text = workspace.builder.build(spec, 2048, index)
+    budget = 2048 - spec.max_new_tokens
+    assert math.ceil(0.995 * budget) <= independent_count(smollm2, text) == sample.prompt_tokens <= budget
+
+
 def test_base_mode_counts_the_bos_the_tokenizer_adds(trained, workspaces) -> None:
     workspace = workspaces(trained, "none")
     spec = workspace.registry.tasks["niah_single_1"]

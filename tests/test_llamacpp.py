@@ -4,46 +4,11 @@ on loopback, through both endpoints. Whatever the model answers is scored; nothi
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from ruler.cli import main
-from ruler.tokenizers import embedded_gguf
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def llama_server():
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf("smollm2")), "--model_alias",
-         "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "8192", "--n_threads", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/models", timeout=2):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("llama.cpp server did not start") from None
-            time.sleep(0.5)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
 
 
 def predictions(out: Path) -> list[dict]:
@@ -62,3 +27,42 @@ def test_a_real_server_answers_every_request(llama_server, tmp_path, capsys, mod
     assert all(r["validity"] in {"ok", "truncated", "empty"} for r in records), records
     assert all(r["usage"]["prompt_tokens"] > 800 and r["latency_s"] > 0 for r in records)
     assert "niah_single_1" in capsys.readouterr().out
+
+
+def run_one(server: str, out: Path, *extra: str, tokenizer: str = "smollm2") -> int:
+    return main(["run", "--model", "smollm2", "--base-url", server, "--tokenizer", tokenizer, "--lengths", "1k",
+                 "--tasks", "niah_single_1", "--samples", "1", "--concurrency", "1", "--extra-body",
+                 '{"repeat_penalty": 1.0}', "--out", str(out), *extra])
+
+
+def test_a_streamed_answer_from_a_real_server_times_its_first_token(llama_server, tmp_path):
+    assert run_one(llama_server, tmp_path / "stream", "--stream") == 0
+    record, = predictions(tmp_path / "stream")
+    assert record["validity"] in {"ok", "truncated", "empty"} and record["prediction"]
+    assert 0 < record["timings"]["ttft_s"] < record["latency_s"]
+    row, = json.loads((tmp_path / "stream" / "report" / "results.json").read_text())["telemetry"]
+    assert row["ttft_p50"] == pytest.approx(record["timings"]["ttft_s"])
+
+
+def test_the_right_tokenizer_counts_what_the_server_counts(llama_server, tmp_path, capsys):
+    assert run_one(llama_server, tmp_path / "right") == 0
+    record, = predictions(tmp_path / "right")
+    assert record["usage"]["prompt_tokens"] == record["prompt_tokens"]
+    assert "warning" not in capsys.readouterr().out
+
+
+def test_a_wrong_tokenizer_is_caught_by_the_servers_counts(llama_server, trained_tokenizer_dir, tmp_path, capsys):
+    assert run_one(llama_server, tmp_path / "wrong", tokenizer=str(trained_tokenizer_dir)) == 0
+    warning = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("warning"))
+    assert "at 1k the server counted" in warning and "wrong --tokenizer or chat template" in warning
+
+
+def test_a_dry_run_estimate_matches_the_tokens_the_server_then_counts(llama_server, tmp_path, capsys):
+    out = tmp_path / "estimate"
+    assert run_one(llama_server, out, "--dry-run") == 0
+    assert not (out / "predictions.jsonl").exists()
+    total = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("total")).split()
+    estimated = int(total[2].replace(",", ""))
+    assert run_one(llama_server, out) == 0
+    sent = sum(record["usage"]["prompt_tokens"] for record in predictions(out))
+    assert abs(sent - estimated) <= 0.01 * estimated

@@ -67,13 +67,21 @@ def test_report_writes_results_tables_plots_and_html(stored_run, capsys) -> None
     assert (folder / "summary.md").read_text().startswith("| task | 4k | 8k |")
 
 
+def test_results_carry_latency_by_length_over_the_answered_requests(stored_run) -> None:
+    main(["report", str(stored_run)])
+    rows = json.loads((stored_run / "report" / "results.json").read_text())["telemetry"]
+    assert [(row["length"], row["requests"]) for row in rows] == [(4096, 4), (8192, 6)]
+    assert all(0 < row["latency_p50"] <= row["latency_p95"] for row in rows)
+    assert all(row["ttft_p50"] is None and row["drift_mean"] is None for row in rows)  # not streamed, no counts
+
+
 def test_the_html_is_self_contained_and_holds_every_sample(stored_run) -> None:
     main(["report", str(stored_run)])
     page = Page()
     page.feed((stored_run / "report" / "report.html").read_text())
     assert page.verdict.startswith("claimed 128k")
-    assert len(page.images) == 2 and all(src.startswith("data:image/png;base64,") for src in page.images)
-    assert page.tables == 2
+    assert len(page.images) == 3 and all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert page.tables == 3
     rows = json.loads(page.data)
     assert len(rows) == 12 and {"task", "length", "depth", "validity", "score", "references", "prediction",
                                 "sha"} <= set(rows[0])
@@ -84,7 +92,7 @@ def test_plots_are_real_images(stored_run) -> None:
     import matplotlib.image
 
     main(["report", str(stored_run)])
-    for name in ("accuracy.png", "depth_heatmap.png"):
+    for name in ("accuracy.png", "depth_heatmap.png", "latency.png"):
         data = (stored_run / "report" / name).read_bytes()
         assert len(data) > 10_000
         height, width, _ = matplotlib.image.imread(io.BytesIO(data), format="png").shape
@@ -130,7 +138,25 @@ def test_compare_pairs_the_same_prompts_and_tests_the_difference(stored_run, wor
     four_k = next(line for line in lines if line.strip().startswith("4k")).split()
     pairs, first, second, diff = int(four_k[1]), float(four_k[2]), float(four_k[3]), float(four_k[4])
     assert pairs == 4 and first == 100.0 and second < 100.0 and diff == pytest.approx(second - first, abs=0.11)
-    assert four_k[-1].endswith("%") and int(four_k[-1][:-1]) < 100
+    assert four_k[-2].endswith("%") and int(four_k[-2][:-1]) < 100
+
+
+def test_compare_names_prompts_only_one_run_could_answer(stored_run, worse_run, capsys) -> None:
+    assert main(["compare", str(stored_run), str(worse_run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    unscored = [line.split()[-1] for line in lines if line.strip()[:2] in ("4k", "8k")]
+    assert sum(int(cell.split("/")[0]) for cell in unscored) == 2 and all(cell.endswith("/0") for cell in unscored)
+    assert any(line.startswith("A left 2 prompts unscored") for line in lines)
+    assert any(line.startswith("agreement ") for line in lines)
+
+
+def test_compare_shows_the_answers_that_differ(stored_run, worse_run, capsys) -> None:
+    assert main(["compare", str(stored_run), str(worse_run), "--show", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    shown = [i for i, line in enumerate(lines) if "refs [" in line]
+    assert len(shown) == 2
+    first = shown[0]
+    assert lines[first + 1].split()[:2] == ["A", "100.0"] and lines[first + 2].split()[:2] == ["B", "0.0"]
 
 
 def test_plot_overlays_runs(stored_run, worse_run, tmp_path, capsys) -> None:

@@ -54,7 +54,8 @@ def test_a_run_journals_every_prediction_and_prints_the_summary(server, trained_
                               "failing none")  # six answers cannot rule out a lower score
     assert (out / "report" / "report.html").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["run"] == {"backend": "openai", "model": "fake", "base_url": server.url, "window": 131072}
+    assert manifest["run"] == {"backend": "openai", "model": "fake", "base_url": server.url, "window": 131072,
+                               "claimed": None}
 
 
 def test_the_same_command_resumes_without_sending_anything_twice(server, trained_tokenizer_dir, tmp_path):
@@ -107,11 +108,22 @@ def test_chat_mode_sends_the_user_message_with_the_prefix(server, trained_tokeni
     assert {r["validity"] for r in journal(tmp_path / "run")} == {"ok"}
 
 
+def test_extra_body_settings_reach_every_request_and_pin_the_run(server, trained_tokenizer_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(run_args(server, trained_tokenizer_dir, out, "--extra-body", '{"repeat_penalty": 1.0}')) == 0
+    assert {sent["repeat_penalty"] for sent in server.received} == {1.0}
+    assert json.loads((out / "manifest.json").read_text())["run"]["extra_body"] == {"repeat_penalty": 1.0}
+    assert main(run_args(server, trained_tokenizer_dir, out, "--extra-body", '{"repeat_penalty": 1.1}')) == 2
+    assert "different request body" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("extra,message", [
     (["--backend", "vllmm"], "unknown backend 'vllmm'"),
     (["--base-url", "http://127.0.0.1:9/v1"], "cannot reach http://127.0.0.1:9/v1"),
     (["--api-key-env", "RULER_TEST_NO_SUCH_KEY"], "RULER_TEST_NO_SUCH_KEY is not set"),
     (["--lengths", "4x"], "bad length"),
+    (["--extra-body", "[1]"], "must be a JSON object"),
+    (["--extra-body", "{repeat"], "not JSON"),
 ])
 def test_bad_run_input_is_one_line_and_exit_code_2(server, trained_tokenizer_dir, tmp_path, capsys, extra, message):
     args = with_option(run_args(server, trained_tokenizer_dir, tmp_path / "run"), *extra)
@@ -155,8 +167,10 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(trained_tokenizer_dir, tmp_
     out = tmp_path / "run"
     with FakeServer(delay=0.3) as server:
         args = [sys.executable, "-m", "ruler.cli", *run_args(server, trained_tokenizer_dir, out, "--concurrency", "1")]
+        # a shell runs background jobs with SIGINT ignored, and children inherit that: give the run the default
         process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                                   env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         path = out / "predictions.jsonl"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (not path.exists() or path.read_bytes().count(b"\n") < 2):

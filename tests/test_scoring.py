@@ -8,7 +8,7 @@ import pytest
 
 from ruler.scoring.aggregate import LengthMean, effective_length, effective_lengths, weighted_averages
 from ruler.scoring.metrics import postprocess, score
-from ruler.scoring.stats import interval, wilson
+from ruler.scoring.stats import interval, mean_of_means_interval, wilson
 
 
 def ruler_string_match_all(preds, refs):
@@ -67,6 +67,16 @@ def test_bootstrap_interval_covers_fractional_scores() -> None:
 def test_interval_of_perfect_scores_is_not_a_point() -> None:
     low, high = interval([1.0] * 10)
     assert high == pytest.approx(1.0) and low < 0.75
+
+
+def test_a_mean_over_single_sample_tasks_is_not_a_point() -> None:
+    low, high = mean_of_means_interval([[1.0], [0.0], [0.25], [0.75], [1.0], [0.0]])
+    assert low < 0.5 < high and high - low > 0.3
+
+
+def test_a_mean_over_tasks_counts_every_task_equally_at_any_size() -> None:
+    low, high = mean_of_means_interval([[1.0, 1.0, 1.0, 0.5], [0.0], [0.0]])
+    assert low < 0.3 < high < 0.9
 
 
 def means(*values, half_width: float = 1.0) -> list[LengthMean]:

@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from ruler.types import Prices
+
 
 @dataclass(frozen=True)
 class Request:
@@ -30,13 +32,16 @@ class Completion:
     failure: str | None = None
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: thinking the server returned apart from the text (`reasoning_content`, `reasoning`)
+    reasoning: str = ""
 
 
 @dataclass(frozen=True)
 class BackendOptions:
     """Settings a backend may use; each takes what applies to it."""
 
-    base_url: str | None = None
+    #: one server, or several replicas of the same model
+    base_url: list[str] | None = None
     api_key: str | None = None
     timeout: float = 600.0
     max_retries: int = 6
@@ -44,6 +49,12 @@ class BackendOptions:
     device: str | None = None
     dtype: str | None = None
     chat_template: str | None = None
+    #: `low`, `medium` or `high` for APIs that take a reasoning effort
+    reasoning_effort: str | None = None
+    #: stream the answer (server-sent events), which times the first token
+    stream: bool = False
+    #: merged into every request body (server-specific settings such as a repetition penalty)
+    extra_body: dict[str, Any] = field(default_factory=dict)
 
 
 class Backend(ABC):
@@ -62,6 +73,10 @@ class Backend(ABC):
 
     async def context_window(self) -> int | None:
         """The model's window in tokens when the backend can tell (server metadata, model config)."""
+        return None
+
+    async def prices(self) -> Prices | None:
+        """What a million input and output tokens cost, when the backend's listing says (OpenRouter does)."""
         return None
 
     def describe(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ruler.backends.base import Backend, BackendOptions, Completion, Request
+from ruler.chat_template import render_chat
 from ruler.errors import RulerError
 from ruler.tokenizers import EMBEDDED, embedded_gguf
 
@@ -98,9 +99,10 @@ class TransformersBackend(Backend):
 
     def _ids(self, request: Request) -> list[int]:
         if request.chat:
-            return list(self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": request.prompt}], chat_template=self.chat_template,
-                add_generation_prompt=True, tokenize=True, return_dict=False))
+            text = render_chat(self.chat_template or self.tokenizer.chat_template,
+                               [{"role": "user", "content": request.prompt}], add_generation_prompt=True,
+                               bos_token=self.tokenizer.bos_token, eos_token=self.tokenizer.eos_token)
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return self.tokenizer(request.prompt, add_special_tokens=self.chat_template is None)["input_ids"]
 
     def _serve(self) -> None:

@@ -15,8 +15,12 @@ import numpy as np
 
 from ruler.lengths import format_length
 from ruler.report.results import RunResults
+from ruler.scoring.aggregate import ScoredSample
 from ruler.scoring.metrics import postprocess
 from ruler.scoring.stats import BOOTSTRAP
+
+#: the p-value below which a per-length difference is reported as beyond noise
+SIGNIFICANCE = 0.05
 
 
 def label(results: RunResults) -> str:
@@ -51,6 +55,22 @@ def overlay_plot(runs: list[RunResults], path: Path) -> Path:
 
 
 @dataclass(frozen=True)
+class Pair:
+    """One prompt answered by both runs."""
+
+    first: ScoredSample
+    second: ScoredSample
+
+    @property
+    def scored(self) -> bool:
+        return self.first.score is not None and self.second.score is not None
+
+    @property
+    def agree(self) -> bool:
+        return postprocess(self.first.prediction) == postprocess(self.second.prediction)
+
+
+@dataclass(frozen=True)
 class Difference:
     length: int
     pairs: int
@@ -61,6 +81,9 @@ class Difference:
     high: float
     p_value: float
     agreement: float
+    #: prompts only the other run could score (this one's answer was an overflow or an error)
+    unscored_first: int = 0
+    unscored_second: int = 0
 
 
 def sign_test(positive: int, negative: int) -> float:
@@ -72,33 +95,87 @@ def sign_test(positive: int, negative: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def paired_differences(first: RunResults, second: RunResults, seed: int = 0) -> list[Difference]:
+def pair_up(first: RunResults, second: RunResults) -> tuple[list[Pair], int]:
+    """Samples with the same id and prompt hash in both runs, and how many share an id but not the prompt."""
     theirs = {s.id: s for s in second.scored}
-    by_length: dict[int, list[tuple]] = defaultdict(list)
+    pairs, mismatched = [], 0
     for mine in first.scored:
         other = theirs.get(mine.id)
-        if other and other.prompt_sha256 == mine.prompt_sha256 and None not in (mine.score, other.score):
-            by_length[mine.length].append((mine.score, other.score,
-                                           postprocess(mine.prediction) == postprocess(other.prediction)))
+        if other is None:
+            continue
+        if other.prompt_sha256 == mine.prompt_sha256:
+            pairs.append(Pair(mine, other))
+        else:
+            mismatched += 1
+    return pairs, mismatched
+
+
+def paired_differences(pairs: list[Pair], seed: int = 0) -> list[Difference]:
+    by_length: dict[int, list[Pair]] = defaultdict(list)
+    for pair in pairs:
+        by_length[pair.first.length].append(pair)
     rng = np.random.default_rng(seed)
     out = []
     for length in sorted(by_length):
-        a, b, same = (np.asarray(column, dtype=float) for column in zip(*by_length[length]))
+        group = by_length[length]
+        scored = [pair for pair in group if pair.scored]
+        unscored_first = sum(p.first.score is None and p.second.score is not None for p in group)
+        unscored_second = sum(p.second.score is None and p.first.score is not None for p in group)
+        if not scored:
+            out.append(Difference(length, 0, math.nan, math.nan, math.nan, math.nan, math.nan, 1.0, math.nan,
+                                  unscored_first, unscored_second))
+            continue
+        a = np.array([pair.first.score for pair in scored], dtype=float)
+        b = np.array([pair.second.score for pair in scored], dtype=float)
         diffs = b - a
         draws = rng.choice(diffs, size=(BOOTSTRAP, len(diffs))).mean(axis=1)
         out.append(Difference(length, len(diffs), 100 * a.mean(), 100 * b.mean(), 100 * diffs.mean(),
                               100 * float(np.quantile(draws, 0.025)), 100 * float(np.quantile(draws, 0.975)),
-                              sign_test(int((diffs > 0).sum()), int((diffs < 0).sum())), float(same.mean())))
+                              sign_test(int((diffs > 0).sum()), int((diffs < 0).sum())),
+                              float(np.mean([pair.agree for pair in scored])), unscored_first, unscored_second))
     return out
 
 
-def comparison_text(first: RunResults, second: RunResults) -> str:
-    differences = paired_differences(first, second)
+def _conclusion(differences: list[Difference], pairs: list[Pair]) -> list[str]:
+    scored = [pair for pair in pairs if pair.scored]
+    agreement = np.mean([pair.agree for pair in scored]) if scored else math.nan
+    beyond = [d for d in differences if d.p_value < SIGNIFICANCE]
+    lines = [f"agreement {agreement:.0%} of {len(scored)} answers to the same prompts; " + (
+        "scores differ beyond noise at " + ", ".join(f"{format_length(d.length)} (p={d.p_value:.3f})"
+                                                     for d in beyond)
+        if beyond else f"no length differs beyond noise (sign test p >= {SIGNIFICANCE})")]
+    for side, count in (("A", sum(d.unscored_first for d in differences)),
+                        ("B", sum(d.unscored_second for d in differences))):
+        if count:
+            lines.append(f"{side} left {count} prompts unscored (overflow or error) that the other run answered: "
+                         "a shorter window, max_model_len or memory?")
+    return lines
+
+
+def _shown(pairs: list[Pair], show: int, width: int = 60) -> list[str]:
+    """The first `show` prompts the two runs answered differently, side by side."""
+    lines = []
+    for pair in [pair for pair in pairs if pair.scored and not pair.agree][:show]:
+        lines.append(f"{pair.first.id}  refs {pair.first.references}")
+        for side, sample in (("A", pair.first), ("B", pair.second)):
+            lines.append(f"  {side} {100 * sample.score:5.1f}  {postprocess(sample.prediction)[:width]!r}")
+    return lines
+
+
+def comparison_text(first: RunResults, second: RunResults, show: int = 0) -> str:
+    pairs, mismatched = pair_up(first, second)
+    differences = paired_differences(pairs)
     lines = [f"A = {label(first)}", f"B = {label(second)}",
-             f"{'length':>8} {'pairs':>6} {'A':>6} {'B':>6} {'B-A':>7} {'95% interval':>16} {'p':>7} {'agree':>6}"]
+             f"{'length':>8} {'pairs':>6} {'A':>6} {'B':>6} {'B-A':>7} {'95% interval':>16} {'p':>7} {'agree':>6} "
+             f"{'unscored A/B':>13}"]
     for d in differences:
         lines.append(f"{format_length(d.length):>8} {d.pairs:>6} {d.first:>6.1f} {d.second:>6.1f} {d.diff:>+7.1f} "
-                     f"{f'[{d.low:+.1f}, {d.high:+.1f}]':>16} {d.p_value:>7.3f} {d.agreement:>6.0%}")
-    if not differences:
+                     f"{f'[{d.low:+.1f}, {d.high:+.1f}]':>16} {d.p_value:>7.3f} {d.agreement:>6.0%} "
+                     f"{f'{d.unscored_first}/{d.unscored_second}':>13}")
+    if mismatched:
+        lines.append(f"{mismatched} samples share an id but not a prompt (another tokenizer, template or seed): "
+                     "not compared")
+    if not pairs:
         lines.append("no paired samples: the runs share no prompt (same tokenizer, template, tasks and seed?)")
-    return "\n".join(lines)
+        return "\n".join(lines)
+    return "\n".join(lines + _conclusion(differences, pairs) + _shown(pairs, show))

@@ -8,6 +8,7 @@ import html
 import json
 from pathlib import Path
 
+from ruler.report import telemetry
 from ruler.report.results import RunResults
 from ruler.report.tables import rows
 
@@ -27,6 +28,8 @@ td.num {{ text-align: right; }} img {{ max-width: 100%; }} #samples td {{ vertic
 {images}
 <h2>Scores by task and length</h2>
 {table}
+<h2>Serving by length</h2>
+{serving}
 <h2>Samples</h2>
 <p><input id="filter" placeholder="filter: task, length, validity, text"> <span id="count"></span>
 <button id="prev">previous</button><button id="next">next</button></p>
@@ -60,8 +63,8 @@ def _image(path: Path) -> str:
     return f'<p><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{encoded}"></p>'
 
 
-def _table(results: RunResults) -> str:
-    table = rows(results)
+def _table(table: list[list[str]]) -> str:
+    """Header row, then rows whose first cell names them and whose other cells are numbers."""
     head = "".join(f"<th>{html.escape(cell)}</th>" for cell in table[0])
     body = "".join("<tr><td>" + html.escape(row[0]) + "</td>" +
                    "".join(f'<td class="num">{html.escape(cell)}</td>' for cell in row[1:]) + "</tr>"
@@ -83,6 +86,7 @@ def render(results: RunResults, images: list[Path]) -> str:
         title=html.escape(str(run.get("model", "run"))), verdict=html.escape(results.verdict.line()),
         effective="".join(f"<li>effective length ({html.escape(e.rule)}): {html.escape(e.describe(results.lengths))}"
                           "</li>" for e in results.effective),
-        details=html.escape(details), images="".join(_image(path) for path in images), table=_table(results),
+        details=html.escape(details), images="".join(_image(path) for path in images), table=_table(rows(results)),
+        serving=_table(telemetry.table(results.telemetry)),
         data=json.dumps(samples, ensure_ascii=False).replace("</", "<\\/"),
     )

@@ -1,4 +1,5 @@
-"""PNG plots (matplotlib, headless): accuracy against length, and needle depth x length for the NIAH tasks."""
+"""PNG plots (matplotlib, headless): accuracy against length, needle depth x length for the NIAH tasks, and
+latency against length."""
 
 from __future__ import annotations
 
@@ -81,6 +82,33 @@ def depth_heatmap(results: RunResults, path: Path) -> Path | None:
     axes.set_ylabel("needle depth")
     axes.set_title("NIAH score by needle depth")
     figure.colorbar(image, ax=axes, label="score (%)")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def latency_plot(results: RunResults, path: Path) -> Path | None:
+    """Time to first token (p50, p95) and end-to-end latency (p50) by length; None when nothing was timed."""
+    rows = [row for row in results.telemetry if row.latency_p50 is not None]
+    if not rows:
+        return None
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(9, 4.5), dpi=110)
+    lengths = [row.length for row in rows]
+    axes.plot(lengths, [row.latency_p50 for row in rows], marker="o", linewidth=2, label="latency p50")
+    timed = [row for row in rows if row.ttft_p50 is not None]
+    if timed:
+        axes.plot([r.length for r in timed], [r.ttft_p50 for r in timed], marker="o", label="time to first token p50")
+        axes.plot([r.length for r in timed], [r.ttft_p95 for r in timed], marker=".", linestyle="--",
+                  label="time to first token p95")
+    axes.set_xscale("log", base=2)
+    axes.set_xticks(lengths, [format_length(length) for length in lengths])
+    axes.set_xlabel("context length (tokens)")
+    axes.set_ylabel("seconds")
+    axes.set_title(f"{results.manifest.get('run', {}).get('model', 'model')}: latency against length")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

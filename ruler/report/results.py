@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ruler.dataset import DatasetFolder
 from ruler.errors import RulerError
 from ruler.predictions import latest_predictions
+from ruler.report.telemetry import LengthTelemetry, telemetry
 from ruler.scoring.aggregate import (
     RULER_THRESHOLD,
     Cell,
@@ -40,6 +41,7 @@ class RunResults:
     verdict: Verdict
     tasks: list[str]
     lengths: list[int]
+    telemetry: list[LengthTelemetry] = field(default_factory=list)
 
     @property
     def wavg(self) -> tuple[float, float] | None:
@@ -54,18 +56,21 @@ class RunResults:
             "model": self.manifest.get("run", {}).get("model"), "run": self.manifest.get("run"),
             "tokenizer": self.manifest.get("tokenizer"), "tasks": self.tasks, "lengths": self.lengths,
             "verdict": {"line": self.verdict.line(), "claimed": self.verdict.claimed,
-                        "accepted": self.verdict.accepted, "holds": self.verdict.holds()},
+                        "accepted": self.verdict.accepted, "probed_window": self.verdict.probed,
+                        "holds": self.verdict.holds()},
             "effective_lengths": [{**asdict(e), "decided": e.decided, "text": e.describe(self.lengths)}
                                   for e in self.effective],
             "length_means": [asdict(m) for m in self.means],
             "wavg": {"inc": inc, "dec": dec},
             "cells": [asdict(c) for c in self.cells],
             "validity": dict(Counter(s.validity for s in self.scored)),
+            "telemetry": [asdict(row) for row in self.telemetry],
         }
 
 
 def load(root: Path, threshold: float = RULER_THRESHOLD, claimed: int | None = None) -> RunResults:
-    """Read and score a run folder; `claimed` defaults to the window the backend reported."""
+    """Read and score a run folder; `claimed` defaults to the claim the run was given, else the window the backend
+    reported."""
     if not root.is_dir():
         raise RulerError(f"no such run folder: {str(root)!r}")
     folder = DatasetFolder(root)
@@ -85,6 +90,8 @@ def load(root: Path, threshold: float = RULER_THRESHOLD, claimed: int | None = N
         counts = Counter(s.validity for s in scored)
         raise NothingToScore(f"{root} has no answers to score (validity: "
                              + ", ".join(f"{name} {count}" for name, count in counts.items()) + ")")
-    claimed = claimed or (manifest.get("run") or {}).get("window")
-    verdict = Verdict(claimed, accepted_length(scored), effective[0], lengths)
-    return RunResults(manifest, scored, cells(scored), means, effective, verdict, tasks, lengths)
+    run = manifest.get("run") or {}
+    claimed = claimed or run.get("claimed") or run.get("window")
+    verdict = Verdict(claimed, accepted_length(scored), effective[0], lengths, run.get("probed_window"))
+    return RunResults(manifest, scored, cells(scored), means, effective, verdict, tasks, lengths,
+                      telemetry(predictions.values()))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ruler.report import html, plots, tables
 from ruler.report.results import RunResults, load
+from ruler.report.telemetry import drift_warnings
 from ruler.scoring.validity import VALIDITIES
 
 
@@ -18,9 +19,10 @@ def write_report(results: RunResults, folder: Path) -> dict[str, Path]:
     written["csv"].write_text(tables.summary_csv(results))
     written["markdown"].write_text(tables.markdown(results))
     images = [plots.accuracy_plot(results, folder / "accuracy.png")]
-    heatmap = plots.depth_heatmap(results, folder / "depth_heatmap.png")
-    if heatmap:
-        images.append(heatmap)
+    for extra in (plots.depth_heatmap(results, folder / "depth_heatmap.png"),
+                  plots.latency_plot(results, folder / "latency.png")):
+        if extra:
+            images.append(extra)
     written.update({path.stem: path for path in images})
     written["html"] = folder / "report.html"
     written["html"].write_text(html.render(results, images), encoding="utf-8")
@@ -35,5 +37,6 @@ def write_and_summarise(root: Path, threshold: float, claimed: int | None) -> st
     counts = Counter(s.validity for s in results.scored)
     return "\n".join([results.verdict.line(), "", tables.text(results), "",
                       "validity: " + ", ".join(f"{name} {counts[name]}" for name in VALIDITIES if counts[name]),
+                      *drift_warnings(results.telemetry),
                       f"run: {root}", f"report: {written['html']}",
                       "plots: " + ", ".join(str(path) for path in written.values() if path.suffix == ".png")])

@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from ruler.lengths import format_length
+from ruler.reasoning import split_reasoning
 from ruler.scoring import RULER_THRESHOLD
 from ruler.scoring.metrics import exact_set_precision, score
 from ruler.scoring.stats import interval, mean_of_means_interval
@@ -96,11 +97,12 @@ def score_samples(samples: list[Sample], predictions: dict[str, Prediction]) -> 
         if prediction is None:
             continue
         answered = prediction.validity in SCORED
+        answer = split_reasoning(prediction.prediction or "").answer
         scored.append(ScoredSample(
             sample.id, sample.task, sample.length, sample.index, sample.depths, prediction.validity,
-            score(sample.metric, prediction.prediction, sample.references) if answered else None,
-            prediction.prediction, sample.references, sample.prompt_sha256,
-            exact_set_precision(prediction.prediction, sample.references) if answered else None))
+            score(sample.metric, answer, sample.references) if answered else None,
+            answer, sample.references, sample.prompt_sha256,
+            exact_set_precision(answer, sample.references) if answered else None))
     return scored
 
 
@@ -177,13 +179,16 @@ class Verdict:
     accepted: int | None
     effective: EffectiveLength
     lengths: list[int]
+    #: the window a `ruler probe` found the endpoint to accept, when the server reports none
+    probed: int | None = None
 
     def line(self) -> str:
         def name(length: int | None, missing: str) -> str:
             return format_length(length) if length else missing
 
         return " | ".join([f"claimed {name(self.claimed, 'unknown')}",
-                           f"largest accepted {name(self.accepted, 'none')}",
+                           f"largest accepted {name(self.accepted, 'none')}"
+                           + (f" (probed window {self.probed:,})" if self.probed else ""),
                            f"effective {self.effective.describe(self.lengths)}",
                            f"first failing {name(self.effective.first_failing, 'none')}"])
 

@@ -9,6 +9,8 @@ import numpy as np
 
 Z95 = 1.959963984540054
 BOOTSTRAP = 2000
+#: the smallest group a stratified bootstrap can resample honestly
+MIN_STRATUM = 5
 
 
 def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
@@ -33,8 +35,12 @@ def interval(values: Sequence[float], seed: int = 0) -> tuple[float, float]:
 
 
 def mean_of_means_interval(groups: Sequence[Sequence[float]], seed: int = 0) -> tuple[float, float]:
-    """95% interval for the mean over groups (tasks) of each group's mean: a bootstrap within every group, or, when
-    every score is 0 or 1, Wilson's interval at the pooled size (a bootstrap of all-correct answers is a point)."""
+    """95% interval for the mean over groups (tasks) of each group's mean.
+
+    When every score is 0 or 1: Wilson's interval at the pooled size (a bootstrap of all-correct answers is a point).
+    Otherwise a bootstrap within every group, when each has MIN_STRATUM scores or more; smaller groups cannot show
+    their own spread (a group of one resamples to itself, a point), so all scores are resampled together, each
+    weighted so that every group still counts equally."""
     groups = [np.asarray(group, dtype=float) for group in groups if len(group)]
     if not groups:
         return 0.0, 1.0
@@ -42,5 +48,10 @@ def mean_of_means_interval(groups: Sequence[Sequence[float]], seed: int = 0) -> 
         total = sum(len(group) for group in groups)
         return wilson(float(np.mean([group.mean() for group in groups])) * total, total)
     rng = np.random.default_rng(seed)
-    draws = np.mean([rng.choice(group, size=(BOOTSTRAP, len(group))).mean(axis=1) for group in groups], axis=0)
+    if min(len(group) for group in groups) >= MIN_STRATUM:
+        draws = np.mean([rng.choice(group, size=(BOOTSTRAP, len(group))).mean(axis=1) for group in groups], axis=0)
+    else:
+        pooled = np.concatenate(groups)
+        weights = np.concatenate([np.full(len(group), 1 / (len(group) * len(groups))) for group in groups])
+        draws = rng.choice(pooled, size=(BOOTSTRAP, len(pooled)), p=weights).mean(axis=1)
     return float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))

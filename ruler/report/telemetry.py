@@ -1,0 +1,100 @@
+"""Per-length serving figures beside the scores: time to first token, end-to-end latency, decode speed, thinking
+tokens, and how far the server's prompt-token counts drift from the local ones (a wrong tokenizer or chat
+template shows up here before it shows up as a strange score)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ruler.lengths import format_length
+from ruler.scoring.validity import SCORED
+from ruler.types import Prediction
+
+#: relative prompt-token drift above which the summary warns
+DRIFT_WARNING = 0.01
+
+
+@dataclass(frozen=True)
+class LengthTelemetry:
+    """Figures over the answered requests at one length; None where no request reported them."""
+
+    length: int
+    requests: int
+    ttft_p50: float | None
+    ttft_p95: float | None
+    latency_p50: float | None
+    latency_p95: float | None
+    #: median output tokens per second of decoding (after the first token)
+    decode_tokens_per_s: float | None
+    reasoning_tokens_mean: float | None
+    #: mean of (server prompt tokens - local prompt tokens) / local, and the largest such difference in size
+    drift_mean: float | None
+    drift_max: float | None
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    return float(np.quantile(values, q)) if values else None
+
+
+def _ttft(prediction: Prediction) -> float | None:
+    timings = prediction.timings or {}
+    return timings.get("ttft_s", timings.get("prefill_s"))
+
+
+def _decode_speed(prediction: Prediction) -> float | None:
+    decode = (prediction.timings or {}).get("decode_s")
+    tokens = (prediction.usage or {}).get("completion_tokens")
+    return tokens / decode if decode and isinstance(tokens, int) and tokens > 1 else None
+
+
+def _drift(prediction: Prediction) -> float | None:
+    served = (prediction.usage or {}).get("prompt_tokens")
+    return (served - prediction.prompt_tokens) / prediction.prompt_tokens if isinstance(served, int) else None
+
+
+def telemetry(predictions: Iterable[Prediction]) -> list[LengthTelemetry]:
+    by_length: dict[int, list[Prediction]] = defaultdict(list)
+    for prediction in predictions:
+        if prediction.validity in SCORED:
+            by_length[prediction.length].append(prediction)
+    rows = []
+    for length in sorted(by_length):
+        group = by_length[length]
+        ttfts = [t for p in group if (t := _ttft(p)) is not None]
+        latencies = [p.latency_s for p in group if p.latency_s]
+        speeds = [s for p in group if (s := _decode_speed(p)) is not None]
+        thinking = [p.reasoning_tokens for p in group if p.reasoning_tokens is not None]
+        drifts = [d for p in group if (d := _drift(p)) is not None]
+        rows.append(LengthTelemetry(
+            length, len(group), _quantile(ttfts, 0.5), _quantile(ttfts, 0.95), _quantile(latencies, 0.5),
+            _quantile(latencies, 0.95), _quantile(speeds, 0.5), float(np.mean(thinking)) if thinking else None,
+            float(np.mean(drifts)) if drifts else None, max(drifts, key=abs) if drifts else None))
+    return rows
+
+
+def drift_warnings(rows: list[LengthTelemetry]) -> list[str]:
+    """One line per length whose server counts disagree with the local ones by more than DRIFT_WARNING."""
+    return [f"warning: at {format_length(row.length)} the server counted {row.drift_mean:+.1%} prompt tokens "
+            f"against the local tokenizer (largest {row.drift_max:+.1%}): wrong --tokenizer or chat template?"
+            for row in rows if row.drift_mean is not None and abs(row.drift_mean) > DRIFT_WARNING]
+
+
+def table(rows: list[LengthTelemetry]) -> list[list[str]]:
+    """Header and one row per length, for people."""
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}s"
+
+    def number(value: float | None, form: str) -> str:
+        return "-" if value is None else format(value, form)
+
+    out = [["length", "answered", "TTFT p50", "TTFT p95", "latency p50", "latency p95", "decode tok/s",
+            "thinking tokens", "prompt-token drift"]]
+    for row in rows:
+        out.append([format_length(row.length), str(row.requests), seconds(row.ttft_p50), seconds(row.ttft_p95),
+                    seconds(row.latency_p50), seconds(row.latency_p95), number(row.decode_tokens_per_s, ".1f"),
+                    number(row.reasoning_tokens_mean, ".0f"), number(row.drift_mean, "+.2%")])
+    return out
