@@ -67,7 +67,8 @@ async def measure(url: str, concurrency: int, count: int, journal_path: Path) ->
         with Journal(journal_path) as journal:
             wall, cpu = time.perf_counter(), time.process_time()
             await predict(backend, [sample(i) for i in range(count)],
-                          lambda s: Request(s.id, prompt, s.max_new_tokens), journal, concurrency, lambda p: None)
+                          lambda s: Request(s.id, prompt, s.max_new_tokens), journal, concurrency, lambda p: None,
+                          count=lambda text: len(text.split()))  # answers carry no thinking to count
             return time.perf_counter() - wall, time.process_time() - cpu
     finally:
         await backend.aclose()

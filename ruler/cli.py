@@ -189,7 +189,6 @@ def run(**options) -> None:
 @cli.command()
 @model_options
 @data_options()
-@click.option("--claimed", default=None, callback=_length, hidden=True)
 def estimate(**options) -> None:
     """What `ruler run` with the same options would send: requests, input and output tokens per length, cost and
     time (the same as `ruler run --dry-run`)."""

@@ -29,7 +29,7 @@ def label(results: RunResults) -> str:
 
 
 def overlay_plot(runs: list[RunResults], path: Path) -> Path:
-    from ruler.report.plots import pyplot
+    from ruler.report.plots import length_axis, pyplot, save
 
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(9, 5.5), dpi=110)
@@ -41,17 +41,10 @@ def overlay_plot(runs: list[RunResults], path: Path) -> Path:
         axes.fill_between([m.length for m in means], [m.low for m in means], [m.high for m in means],
                           color=line.get_color(), alpha=0.15)
     axes.axhline(runs[0].effective[0].bar, color="tab:red", linestyle="--", linewidth=1, label="threshold")
-    axes.set_xscale("log", base=2)
-    axes.set_xticks(lengths, [format_length(length) for length in lengths])
+    length_axis(axes, lengths)
     axes.set_ylim(-2, 102)
-    axes.set_xlabel("context length (tokens)")
     axes.set_ylabel("mean score over tasks (%)")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return save(plt, figure, axes, path)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,23 @@ def pyplot():
     return plt
 
 
+def length_axis(axes, lengths: list[int]) -> None:
+    """Context length on a log-2 x axis, ticked at the lengths that were run."""
+    axes.set_xscale("log", base=2)
+    axes.set_xticks(lengths, [format_length(length) for length in lengths])
+    axes.set_xlabel("context length (tokens)")
+
+
+def save(plt, figure, axes, path: Path, legend_size: int = 8, **legend) -> Path:
+    """Grid, legend and layout; write the PNG and close the figure (pyplot keeps every open one alive)."""
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=legend_size, **legend)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
 def accuracy_plot(results: RunResults, path: Path) -> Path:
     """Per-task curves, the mean with its 95% band, the threshold, and the claimed and effective lengths."""
     plt = pyplot()
@@ -43,18 +60,11 @@ def accuracy_plot(results: RunResults, path: Path) -> Path:
     if results.verdict.claimed:
         axes.axvline(results.verdict.claimed, color="tab:purple", linestyle="-.", linewidth=1.5,
                      label=f"claimed {format_length(results.verdict.claimed)}")
-    axes.set_xscale("log", base=2)
-    axes.set_xticks(results.lengths, [format_length(length) for length in results.lengths])
+    length_axis(axes, results.lengths)
     axes.set_ylim(-2, 102)
-    axes.set_xlabel("context length (tokens)")
     axes.set_ylabel("score (%)")
     axes.set_title(f"{results.manifest.get('run', {}).get('model', 'model')}: accuracy against length")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7, loc="lower left", ncol=2)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return save(plt, figure, axes, path, 7, loc="lower left", ncol=2)
 
 
 def depth_heatmap(results: RunResults, path: Path) -> Path | None:
@@ -102,14 +112,7 @@ def latency_plot(results: RunResults, path: Path) -> Path | None:
         axes.plot([r.length for r in timed], [r.ttft_p50 for r in timed], marker="o", label="time to first token p50")
         axes.plot([r.length for r in timed], [r.ttft_p95 for r in timed], marker=".", linestyle="--",
                   label="time to first token p95")
-    axes.set_xscale("log", base=2)
-    axes.set_xticks(lengths, [format_length(length) for length in lengths])
-    axes.set_xlabel("context length (tokens)")
+    length_axis(axes, lengths)
     axes.set_ylabel("seconds")
     axes.set_title(f"{results.manifest.get('run', {}).get('model', 'model')}: latency against length")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return save(plt, figure, axes, path)
