@@ -130,7 +130,9 @@ model_options = _options([
                  help="Server root, e.g. http://localhost:8000/v1 (openai backend); repeat it to spread requests over "
                       "replicas."),
     click.option("--api-key-env", default=None, help="Environment variable holding the API key [OPENAI_API_KEY]."),
-    click.option("--tokenizer", default=None, help="Tokenizer for sizing prompts (default: the model)."),
+    click.option("--tokenizer", default=None,
+                 help="Tokenizer for sizing prompts (default: the model); `server` uses the server's tokenize "
+                      "endpoint."),
     click.option("--out", type=click.Path(path_type=Path), default=None,
                  help="Run folder [outputs/<model>-<backend>]."),
     click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1)),

@@ -31,7 +31,8 @@ from ruler.report.write import write_and_summarise
 from ruler.runner import predict
 from ruler.scoring import RULER_THRESHOLD
 from ruler.scoring.validity import SCORED
-from ruler.tokenizers import load_tokenizer
+from ruler.server_tokenizer import ServerTokenizer
+from ruler.tokenizers import Tokenizer, load_tokenizer
 from ruler.types import Prediction, Prices, Sample
 from ruler.workspace import Workspace, workspace_for
 
@@ -127,15 +128,24 @@ def probe_endpoint(model: str, base_url: str, api_key_env: str | None, tokenizer
             f"{result.window:,} after {result.requests} requests, kept for `ruler run`")
 
 
-def execute(options: RunOptions) -> int:
-    cls = backend_class(options.backend)
+def _tokenizer(options: RunOptions) -> Tokenizer:
+    """The local tokenizer the options name (the model's by default), or the server's own with `server`."""
+    if options.tokenizer == "server":
+        if not options.base_url:
+            raise RulerError("--tokenizer server needs --base-url")
+        return ServerTokenizer.connect(options.base_url[0], options.model, _api_key(options), options.timeout)
     try:
-        tokenizer = load_tokenizer(options.tokenizer or options.model)
+        return load_tokenizer(options.tokenizer or options.model)
     except RulerError as error:
         if options.tokenizer:
             raise
         raise RulerError(f"{error}; pass --tokenizer with the model's tokenizer (hub id, folder, .gguf, "
-                         "tiktoken:...)") from None
+                         "tiktoken:..., or server)") from None
+
+
+def execute(options: RunOptions) -> int:
+    cls = backend_class(options.backend)
+    tokenizer = _tokenizer(options)
     workspace = workspace_for(tokenizer, options.chat_template,
                               options.task_configs, options.haystack_file, options.qa_sources, options.seed,
                               options.mode)

@@ -66,3 +66,16 @@ def test_a_dry_run_estimate_matches_the_tokens_the_server_then_counts(llama_serv
     assert run_one(llama_server, out) == 0
     sent = sum(record["usage"]["prompt_tokens"] for record in predictions(out))
     assert abs(sent - estimated) <= 0.01 * estimated
+
+
+def test_the_servers_tokenizer_sizes_prompts_exactly(llama_server, tmp_path):
+    out = tmp_path / "server-sized"
+    assert main(["run", "--model", "smollm2", "--base-url", llama_server, "--tokenizer", "server", "--chat-template",
+                 "none", "--lengths", "1k", "--tasks", "niah_single_1,niah_single_2", "--samples", "1",
+                 "--concurrency", "1", "--extra-body", '{"repeat_penalty": 1.0}', "--out", str(out)]) == 0
+    records = predictions(out)
+    assert len(records) == 2
+    for record in records:  # 1k less the 128-token budget, filled to within 8 tokens (short windows)
+        assert 896 - 8 <= record["usage"]["prompt_tokens"] == record["prompt_tokens"] <= 896
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tokenizer"].startswith("server:http://127.0.0.1:")

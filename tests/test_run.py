@@ -122,6 +122,7 @@ def test_extra_body_settings_reach_every_request_and_pin_the_run(server, trained
     (["--base-url", "http://127.0.0.1:9/v1"], "cannot reach http://127.0.0.1:9/v1"),
     (["--api-key-env", "RULER_TEST_NO_SUCH_KEY"], "RULER_TEST_NO_SUCH_KEY is not set"),
     (["--lengths", "4x"], "bad length"),
+    (["--tokenizer", "server"], "has no tokenize endpoint"),
     (["--extra-body", "[1]"], "must be a JSON object"),
     (["--extra-body", "{repeat"], "not JSON"),
 ])
