@@ -212,7 +212,7 @@ def probe(model: str, base_url: str, api_key_env: str | None, tokenizer: str | N
           timeout: float) -> None:
     """Find the largest prompt an endpoint accepts (one-token requests, doubling then bisecting); `ruler run` uses
     it as the window when the server reports none."""
-    from ruler.run import probe_endpoint
+    from ruler.probe import probe_endpoint
 
     click.echo(probe_endpoint(model, base_url, api_key_env, tokenizer, start, limit, timeout))
 

@@ -8,13 +8,16 @@ per endpoint and model, and `ruler run` uses it as the window when the server re
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from generators.haystack import NOISE
-from ruler.backends.base import Backend, Request
-from ruler.tokenizers import Tokenizer, cache_dir
+from ruler.backends.base import Backend, BackendOptions, Request
+from ruler.backends.openai_compat import OpenAICompatible, api_base, api_key_from_env, public_url
+from ruler.errors import RulerError
+from ruler.tokenizers import Tokenizer, cache_dir, load_tokenizer
 
 #: bisection stops when the accepted and refused sizes are this close (a share of the accepted size, or tokens)
 PRECISION, MIN_STEP = 0.01, 64
@@ -87,6 +90,35 @@ async def probe(backend: Backend, tokenizer: Tokenizer, start: int, limit: int) 
         else:
             high, high_size = middle, size
     return ProbeResult(low_size, high_size, requests, reason)
+
+
+def probe_key(base_url: str, model: str) -> str:
+    """What a probe is kept under: the endpoint, without credentials, and the model."""
+    return f"{public_url(api_base(base_url))} {model}"
+
+
+def probe_endpoint(model: str, base_url: str, api_key_env: str | None, tokenizer: str | None, start: int,
+                   limit: int, timeout: float) -> str:
+    """Probe a server's window, remember it for later runs, and say what was found."""
+    loaded = load_tokenizer(tokenizer or model)
+    backend = OpenAICompatible.create(model, BackendOptions(base_url=[base_url], api_key=api_key_from_env(api_key_env),
+                                                            timeout=timeout, max_retries=2, concurrency=1))
+
+    async def go() -> ProbeResult:
+        try:
+            await backend.context_window()
+            return await probe(backend, loaded, start, limit)
+        finally:
+            await backend.aclose()
+
+    result = asyncio.run(go())
+    if result.accepted == 0:
+        raise RulerError(f"{base_url} refused every probe, the smallest of {result.refused} tokens: {result.reason}")
+    remember(probe_key(base_url, model), result)
+    refused = (f", refused {result.refused:,} ({result.reason})" if result.refused is not None
+               else f", the limit {limit:,}")
+    return (f"{base_url} accepts prompts of {result.accepted:,} tokens (+1 generated){refused}; window "
+            f"{result.window:,} after {result.requests} requests, kept for `ruler run`")
 
 
 def _store() -> Path:

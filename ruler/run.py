@@ -8,7 +8,6 @@ definition or seed is refused unless --new, which moves the old folder aside.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
 import time
@@ -19,13 +18,13 @@ from pathlib import Path
 from ruler import dataset
 from ruler.backends import backend_class
 from ruler.backends.base import Backend, BackendOptions, Request
-from ruler.backends.openai_compat import api_base, public_url
+from ruler.backends.openai_compat import api_key_from_env
 from ruler.cost import Budget, estimate, estimate_text, seconds_per_input_token
 from ruler.errors import RulerError
 from ruler.journal import Journal
 from ruler.lengths import format_length
 from ruler.predictions import latest_predictions
-from ruler.probe import ProbeResult, probe, recall, remember
+from ruler.probe import probe_key, recall
 from ruler.report.results import NothingToScore
 from ruler.report.write import write_and_summarise
 from ruler.runner import predict
@@ -36,7 +35,6 @@ from ruler.tokenizers import Tokenizer, load_tokenizer
 from ruler.types import Prediction, Prices, Sample
 from ruler.workspace import Workspace, workspace_for
 
-DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 #: the exit code of a run that stopped at its --max-cost (resumable)
 BUDGET_REACHED = 3
 
@@ -85,47 +83,10 @@ def run_folder(options: RunOptions) -> Path:
     return options.out or Path("outputs") / f"{slug}-{options.backend}"
 
 
-def _api_key(options: RunOptions) -> str | None:
-    name = options.api_key_env or DEFAULT_KEY_ENV
-    key = os.environ.get(name)
-    if options.api_key_env and not key:
-        raise RulerError(f"the API key variable {name} is not set")
-    return key
-
-
 def _prices(options: RunOptions) -> Prices | None:
     if (options.price_in is None) != (options.price_out is None):
         raise RulerError("give both --price-in and --price-out (US$ per 1M tokens)")
     return Prices(options.price_in, options.price_out) if options.price_in is not None else None
-
-
-def probe_key(base_url: str, model: str) -> str:
-    return f"{public_url(api_base(base_url))} {model}"
-
-
-def probe_endpoint(model: str, base_url: str, api_key_env: str | None, tokenizer: str | None, start: int,
-                   limit: int, timeout: float) -> str:
-    """Probe a server's window, remember it for later runs, and say what was found."""
-    loaded = load_tokenizer(tokenizer or model)
-    key = _api_key(RunOptions(model=model, lengths=[], api_key_env=api_key_env))
-    backend = backend_class("openai").create(model, BackendOptions(base_url=[base_url], api_key=key, timeout=timeout,
-                                                                   max_retries=2, concurrency=1))
-
-    async def go() -> ProbeResult:
-        try:
-            await backend.context_window()
-            return await probe(backend, loaded, start, limit)
-        finally:
-            await backend.aclose()
-
-    result = asyncio.run(go())
-    if result.accepted == 0:
-        raise RulerError(f"{base_url} refused every probe, the smallest of {result.refused} tokens: {result.reason}")
-    remember(probe_key(base_url, model), result)
-    refused = (f", refused {result.refused:,} ({result.reason})" if result.refused is not None
-               else f", the limit {limit:,}")
-    return (f"{base_url} accepts prompts of {result.accepted:,} tokens (+1 generated){refused}; window "
-            f"{result.window:,} after {result.requests} requests, kept for `ruler run`")
 
 
 def _tokenizer(options: RunOptions) -> Tokenizer:
@@ -133,7 +94,8 @@ def _tokenizer(options: RunOptions) -> Tokenizer:
     if options.tokenizer == "server":
         if not options.base_url:
             raise RulerError("--tokenizer server needs --base-url")
-        return ServerTokenizer.connect(options.base_url[0], options.model, _api_key(options), options.timeout)
+        return ServerTokenizer.connect(options.base_url[0], options.model, api_key_from_env(options.api_key_env),
+                                       options.timeout)
     try:
         return load_tokenizer(options.tokenizer or options.model)
     except RulerError as error:
@@ -149,8 +111,9 @@ def execute(options: RunOptions) -> int:
     workspace = workspace_for(tokenizer, options.chat_template,
                               options.task_configs, options.haystack_file, options.qa_sources, options.seed,
                               options.mode)
-    backend_options = BackendOptions(base_url=options.base_url, api_key=_api_key(options), timeout=options.timeout,
-                                     max_retries=options.max_retries, concurrency=options.concurrency,
+    backend_options = BackendOptions(base_url=options.base_url, api_key=api_key_from_env(options.api_key_env),
+                                     timeout=options.timeout, max_retries=options.max_retries,
+                                     concurrency=options.concurrency,
                                      device=options.device, dtype=options.dtype,
                                      chat_template=workspace.builder.renderer.chat.text,
                                      reasoning_effort=options.reasoning_effort, stream=options.stream,

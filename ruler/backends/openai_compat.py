@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import random
 import time
 from dataclasses import replace
@@ -25,12 +26,21 @@ from ruler.backends.base import Backend, BackendOptions, Completion, Request
 from ruler.errors import RulerError
 from ruler.types import Prices
 
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 POOL_SIZE = 8
 #: seconds a replica that refused a connection is left out of the rotation (unless every replica is)
 DOWN_FOR = 30.0
 RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
 OVERFLOW_HINTS = ("context", "too long", "exceed", "n_ctx", "max_model_len", "maximum length", "too many tokens")
 WINDOW_FIELDS = ("max_model_len", "context_length", "context_window", "max_context_length", "n_ctx", "n_ctx_train")
+
+
+def api_key_from_env(name: str | None) -> str | None:
+    """The key in `name` (which must then be set), else in OPENAI_API_KEY if set; never written anywhere."""
+    key = os.environ.get(name or DEFAULT_KEY_ENV)
+    if name and not key:
+        raise RulerError(f"the API key variable {name} is not set")
+    return key
 
 
 def api_base(url: str) -> str:
