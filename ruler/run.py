@@ -107,6 +107,7 @@ def _tokenizer(options: RunOptions) -> Tokenizer:
 
 def execute(options: RunOptions) -> int:
     cls = backend_class(options.backend)
+    given_prices = _prices(options)
     tokenizer = _tokenizer(options)
     workspace = workspace_for(tokenizer, options.chat_template,
                               options.task_configs, options.haystack_file, options.qa_sources, options.seed,
@@ -120,14 +121,14 @@ def execute(options: RunOptions) -> int:
                                      extra_body=options.extra_body or {})
     backend = cls.create(options.model, backend_options)
     try:
-        return asyncio.run(_execute(options, workspace, backend))
+        return asyncio.run(_execute(options, workspace, backend, given_prices))
     except KeyboardInterrupt:
         print(f"ruler: interrupted; finished predictions are saved in {run_folder(options)}. "
               "Run the same command to resume.", file=sys.stderr)
         return 130
 
 
-async def _execute(options: RunOptions, workspace: Workspace, backend: Backend) -> int:
+async def _execute(options: RunOptions, workspace: Workspace, backend: Backend, given_prices: Prices | None) -> int:
     from tqdm import tqdm
 
     try:
@@ -169,7 +170,7 @@ async def _execute(options: RunOptions, workspace: Workspace, backend: Backend) 
             return Request(sample.id, message if chat else text, sample.max_new_tokens + options.max_thinking_tokens,
                            chat=chat)
 
-        prices = _prices(options) or await backend.prices()
+        prices = given_prices or await backend.prices()
         if options.dry_run:
             print(estimate_text(estimate(pending, options.max_thinking_tokens), prices, options.concurrency,
                                 seconds_per_input_token(done.values())))

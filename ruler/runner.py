@@ -19,23 +19,25 @@ from ruler.scoring.validity import classify
 from ruler.types import Prediction, Sample
 
 
-def reasoning_tokens(completion: Completion, count: Callable[[str], int]) -> int | None:
-    """The server's count of thinking tokens when it reports one, else the local count of the thinking text."""
+def served_reasoning_tokens(completion: Completion) -> int | None:
+    """The server's count of thinking tokens, when it reports one."""
     details = (completion.usage or {}).get("completion_tokens_details") or {}
-    if isinstance(details.get("reasoning_tokens"), int):
-        return details["reasoning_tokens"]
-    thinking = "\n".join(filter(None, [completion.reasoning, split_reasoning(completion.text).reasoning]))
-    return count(thinking) if thinking else None
+    return details["reasoning_tokens"] if isinstance(details.get("reasoning_tokens"), int) else None
 
 
-def to_prediction(sample: Sample, completion: Completion, count: Callable[[str], int]) -> Prediction:
+def thinking(completion: Completion) -> str:
+    """All the thinking of a completion: returned apart from the text, and inline in it."""
+    return "\n".join(filter(None, [completion.reasoning, split_reasoning(completion.text).reasoning]))
+
+
+def to_prediction(sample: Sample, completion: Completion, reasoning_tokens: int | None) -> Prediction:
     validity, note = classify(completion)
     return Prediction(
         id=sample.id, task=sample.task, length=sample.length, index=sample.index, prediction=completion.text,
         validity=validity, finish_reason=completion.finish_reason, prompt_tokens=sample.prompt_tokens,
         usage=completion.usage, latency_s=round(completion.latency_s, 4), error=note,
         timings={k: round(v, 4) for k, v in completion.timings.items()} or None,
-        reasoning=completion.reasoning or None, reasoning_tokens=reasoning_tokens(completion, count))
+        reasoning=completion.reasoning or None, reasoning_tokens=reasoning_tokens)
 
 
 async def predict(backend: Backend, samples: Iterable[Sample], request_for: Callable[[Sample], Request],
@@ -51,7 +53,11 @@ async def predict(backend: Backend, samples: Iterable[Sample], request_for: Call
                 return
             request = await asyncio.to_thread(request_for, sample)
             completion = await backend.generate(request)
-            finished.put_nowait(to_prediction(sample, completion, count))
+            tokens = served_reasoning_tokens(completion)
+            text = thinking(completion) if tokens is None else ""
+            if text:  # the local count: a tokenizer can be slow on long thinking, or remote (`server`)
+                tokens = await asyncio.to_thread(count, text)
+            finished.put_nowait(to_prediction(sample, completion, tokens))
 
     async def writer() -> None:
         while True:
