@@ -228,19 +228,27 @@ def ladder(claimed: int) -> list[int]:
 @data_options(lengths=False)
 @click.option("--claimed", required=True, callback=_length, help="The advertised window to check, e.g. 1m.")
 def validate(**options) -> None:
-    """Run the suite on a ladder of lengths up to the claimed window; exit 0 if the claim holds, 1 if not."""
-    from ruler.report.results import load
-    from ruler.run import RunOptions, run_folder
+    """Run the suite on a ladder of lengths up to the claimed window; exit 0 if the claim holds, 1 if not, 4 if
+    requests in error leave it undecided."""
+    from ruler.report.results import NothingToScore, load
+    from ruler.run import UNFINISHED, RunOptions, run_folder
 
     options["lengths"] = ladder(options["claimed"])
     code = _run(dict(options))
-    if code or options["dry_run"]:
+    if options["dry_run"] or code not in (0, UNFINISHED):
         raise click.exceptions.Exit(code)
     root = run_folder(RunOptions(model=options["model"], lengths=[], backend=options["backend"], out=options["out"]))
-    verdict = load(root, options["threshold"], options["claimed"]).verdict
-    click.echo(f"the claim {'holds' if verdict.holds() else 'does not hold'}: {verdict.line()}")
-    if not verdict.holds():
-        raise click.exceptions.Exit(1)
+    try:
+        results = load(root, options["threshold"], options["claimed"])
+    except NothingToScore:
+        click.echo("the claim is undecided: no answer was scored" if code else
+                   "the claim does not hold: the server answered no prompt")
+        raise click.exceptions.Exit(code or 1) from None
+    decision = results.verdict.decision()
+    said = {"holds": "the claim holds", "fails": "the claim does not hold", "undecided": "the claim is undecided"}
+    cut = f"; {results.truncation.describe()}" if results.truncation else ""
+    click.echo(f"{said[decision]}: {results.verdict.line()}{cut}")
+    raise click.exceptions.Exit({"holds": 0, "fails": 1, "undecided": UNFINISHED}[decision])
 
 
 @cli.command()

@@ -6,12 +6,13 @@ sample's haystack size is a prefix-sum lookup."""
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ruler.files import write_atomic
 from ruler.tokenizers import Tokenizer, cache_dir
 
 
@@ -59,8 +60,7 @@ class TokenCounter:
         if path.is_file():
             return np.load(path)
         values = compute()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, values)
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        np.save(buffer, values)
+        write_atomic(path, buffer.getvalue())
         return values

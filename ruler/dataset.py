@@ -15,6 +15,7 @@ from typing import Any
 
 from ruler import __version__
 from ruler.errors import RulerError
+from ruler.files import write_atomic
 from ruler.journal import Journal, read_jsonl
 from ruler.samples import SampleBuilder
 from ruler.tasks import TaskSpec
@@ -82,10 +83,7 @@ class DatasetFolder:
                         "data": {**old["data"], **manifest["data"]},
                         "lengths": sorted(set(old["lengths"]) | set(manifest["lengths"])),
                         "samples": max(old["samples"], manifest["samples"])}
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**manifest, "version": __version__}, indent=2) + "\n")
-        tmp.replace(self.manifest_path)
+        write_atomic(self.manifest_path, json.dumps({**manifest, "version": __version__}, indent=2) + "\n")
 
 
 def generate(folder: DatasetFolder, builder: SampleBuilder, plan: Plan,

@@ -12,22 +12,23 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ruler import dataset
 from ruler.backends import backend_class
-from ruler.backends.base import Backend, BackendOptions, Request
-from ruler.backends.openai_compat import api_key_from_env
+from ruler.backends.base import Backend, BackendOptions, Request, ServedContext
 from ruler.cost import Budget, estimate, estimate_text, seconds_per_input_token
+from ruler.endpoints import api_key_from_env
 from ruler.errors import RulerError
-from ruler.journal import Journal
+from ruler.journal import Journal, read_jsonl
 from ruler.lengths import format_length
 from ruler.predictions import latest_predictions
-from ruler.probe import probe_key, recall
+from ruler.probe import ProbeResult, probe_key, recall
 from ruler.report.results import NothingToScore
 from ruler.report.write import write_and_summarise
-from ruler.runner import predict
+from ruler.runner import alone_ids, predict
 from ruler.scoring import RULER_THRESHOLD
 from ruler.scoring.validity import SCORED
 from ruler.server_tokenizer import ServerTokenizer
@@ -37,6 +38,10 @@ from ruler.workspace import Workspace, workspace_for
 
 #: the exit code of a run that stopped at its --max-cost (resumable)
 BUDGET_REACHED = 3
+#: the exit code of a run that ended with requests in error, or of a verdict left undecided by them
+UNFINISHED = 4
+#: requests of each length sent with nothing else in flight, to time the model rather than a server's queue
+ALONE_PER_LENGTH = 3
 
 
 @dataclass
@@ -118,7 +123,7 @@ def execute(options: RunOptions) -> int:
                                      device=options.device, dtype=options.dtype,
                                      chat_template=workspace.builder.renderer.chat.text,
                                      reasoning_effort=options.reasoning_effort, stream=options.stream,
-                                     extra_body=options.extra_body or {})
+                                     extra_body=options.extra_body or {}, notify=_say)
     backend = cls.create(options.model, backend_options)
     try:
         return asyncio.run(_execute(options, workspace, backend, given_prices))
@@ -128,83 +133,168 @@ def execute(options: RunOptions) -> int:
         return 130
 
 
+def _say(message: str) -> None:
+    print(f"ruler: {message}", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What is known of the window before sending: what the server says, and what a probe found."""
+
+    context: ServedContext
+    probed: ProbeResult | None
+
+    @property
+    def limit(self) -> int | None:
+        """The largest length not known to be refused or cut: what the server serves, else what a probe found,
+        else the model's own window."""
+        return self.context.served or (self.probed.limit if self.probed else None) or self.context.trained
+
+    def source(self) -> str:
+        if self.context.served:
+            return f"the {self.context.served:,}-token window the server serves ({self.context.source})"
+        if self.probed and self.probed.limit:
+            return f"the probed window ({self.probed.limit:,} tokens, {self.probed.method})"
+        return f"the model's {self.context.trained:,}-token window"
+
+    def record(self) -> dict:
+        """For the manifest: what was known and where it came from."""
+        described = {"window": self.context.window}
+        if self.context.served:
+            described.update(served_window=self.context.served, served_by=self.context.source)
+        if self.context.trained and self.context.trained != self.context.served:
+            described["trained_window"] = self.context.trained
+        if self.context.fix:
+            described["fix"] = self.context.fix
+        if self.probed and self.probed.limit:
+            described["probed_window"] = self.probed.limit
+        return described
+
+
+async def _window(options: RunOptions, backend: Backend) -> Window:
+    context = await backend.context()
+    if said := context.describe():
+        _say(said)
+    probed = None
+    if context.served is None and options.base_url:
+        probed = recall(probe_key(options.base_url[0], options.model))
+    return Window(context, probed)
+
+
+def _lengths(options: RunOptions, window: Window) -> tuple[list[int], dict[int, str]]:
+    """The lengths to send, and those skipped with why: only lengths known not to be served whole are skipped."""
+    limit = window.limit
+    if limit is None or options.force:
+        return options.lengths, {}
+    skipped = {length: f"beyond {window.source()}" for length in options.lengths if length > limit}
+    if skipped:
+        fix = f"; {window.context.fix}" if window.context.fix else ""
+        _say(f"skipping {', '.join(map(format_length, skipped))}: beyond {window.source()}{fix} (--force sends "
+             "them anyway)")
+    lengths = [length for length in options.lengths if length not in skipped]
+    if not lengths:
+        raise RulerError(f"every length exceeds {window.source()}; use --force to send them")
+    return lengths, skipped
+
+
+def _claim_folder(options: RunOptions, workspace: Workspace, backend: Backend, plan: dataset.Plan, window: Window,
+                  skipped: dict[int, str]) -> dataset.DatasetFolder:
+    root = run_folder(options)
+    run = {**backend.describe(), **window.record(), "claimed": options.claimed,
+           "plan": {"tasks": [spec.name for spec in plan.tasks], "lengths": plan.lengths, "samples": plan.samples}}
+    if skipped:
+        run["skipped"] = {str(length): why for length, why in skipped.items()}
+    manifest = {**workspace.manifest(plan), "kind": "ruler-run", "run": run}
+    if options.new and root.exists():
+        root.rename(root.with_name(f"{root.name}.old-{time.strftime('%Y%m%d-%H%M%S')}"))
+    folder = dataset.DatasetFolder(root)
+    folder.claim(manifest, hint="use --new to start a fresh run")
+    return folder
+
+
 async def _execute(options: RunOptions, workspace: Workspace, backend: Backend, given_prices: Prices | None) -> int:
     from tqdm import tqdm
 
     try:
-        window = await backend.context_window()
-        probed = recall(probe_key(options.base_url[0], options.model)) if window is None and options.base_url else None
-        usable = window or (probed.window if probed else None)
-        lengths = options.lengths
-        if usable is not None and not options.force:
-            beyond = [length for length in lengths if length > usable]
-            source = f"{usable}-token window" + (" (probed)" if window is None else "")
-            if beyond:
-                print(f"skipping {', '.join(map(format_length, beyond))}: beyond the model's {source} "
-                      "(--force sends them anyway)", file=sys.stderr)
-            lengths = [length for length in lengths if length <= usable]
-            if not lengths:
-                raise RulerError(f"every length exceeds the model's {source}; use --force to send them")
+        window = await _window(options, backend)
+        lengths, skipped = _lengths(options, window)
         plan = dataset.Plan(workspace.registry.select(options.tasks, options.suite), lengths, options.samples)
-        root = run_folder(options)
-        folder = dataset.DatasetFolder(root)
-        manifest = workspace.manifest(plan)
-        run = {**backend.describe(), "window": window, "claimed": options.claimed}
-        if probed:
-            run["probed_window"] = probed.window
-        manifest = {**manifest, "kind": "ruler-run", "run": run}
-        if options.new and root.exists():
-            root.rename(root.with_name(f"{root.name}.old-{time.strftime('%Y%m%d-%H%M%S')}"))
-        folder.claim(manifest, hint="use --new to start a fresh run")
-
+        folder = _claim_folder(options, workspace, backend, plan, window, skipped)
+        root = folder.root
         with tqdm(total=plan.size, unit="sample", desc="data", disable=None) as bar:
             samples = dataset.generate(folder, workspace.builder, plan, lambda sample, new: bar.update(1))
         predictions_path = root / "predictions.jsonl"
         done = latest_predictions(predictions_path)
         pending = [s for s in samples if s.id not in done or (options.retry_errors and done[s.id].validity == "error")]
-        specs = {spec.name: spec for spec in plan.tasks}
-
-        def request_for(sample: Sample) -> Request:
-            text, message = workspace.builder.rebuild_request(specs[sample.task], sample)
-            chat = options.mode == "chat"
-            return Request(sample.id, message if chat else text, sample.max_new_tokens + options.max_thinking_tokens,
-                           chat=chat)
-
         prices = given_prices or await backend.prices()
         if options.dry_run:
             print(estimate_text(estimate(pending, options.max_thinking_tokens), prices, options.concurrency,
                                 seconds_per_input_token(done.values())))
             print(f"run: {root} (nothing sent)")
             return 0
-        budget = None
-        if options.max_cost is not None:
-            if prices is None:
-                raise RulerError("--max-cost needs prices: --price-in and --price-out (US$ per 1M tokens), or a "
-                                 "server whose /models listing gives them")
-            budget = Budget(options.max_cost, prices, done.values(), options.max_thinking_tokens)
-
-        failures = Counter()
-        with Journal(predictions_path) as journal, tqdm(total=len(samples), initial=len(samples) - len(pending),
-                                                         unit="req", desc="predict", disable=None) as bar:
-            def finished(prediction: Prediction) -> None:
-                done[prediction.id] = prediction
-                if budget:
-                    budget.charge(prediction)
-                if prediction.validity not in SCORED:
-                    failures[prediction.validity] += 1
-                    bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in failures.items()), refresh=False)
-                bar.update(1)
-
-            await predict(backend, pending, request_for, journal, options.concurrency, finished,
-                          workspace.builder.tokenizer.count, budget.admit if budget else None)
-        try:
-            print(write_and_summarise(root, options.threshold, options.claimed))
-        except NothingToScore as nothing:
-            print(f"{nothing}\nrun: {root}")
-        if budget and budget.stopped:
-            print(f"ruler: stopped before the spent cost would exceed --max-cost {budget.cap:g} (spent "
-                  f"{budget.spent:.4f}); run again with a higher --max-cost to continue", file=sys.stderr)
-            return BUDGET_REACHED
-        return 0
+        budget = _budget(options, prices, done.values())
+        await _send(options, workspace, backend, plan, pending, list(done.values()), len(samples), predictions_path,
+                    budget)
+        return _finish(options, root, budget)
     finally:
         await backend.aclose()
+
+
+def _budget(options: RunOptions, prices: Prices | None, done: Iterable[Prediction]) -> Budget | None:
+    if options.max_cost is None:
+        return None
+    if prices is None:
+        raise RulerError("--max-cost needs prices: --price-in and --price-out (US$ per 1M tokens), or a server "
+                         "whose /models listing gives them")
+    return Budget(options.max_cost, prices, done, options.max_thinking_tokens)
+
+
+async def _send(options: RunOptions, workspace: Workspace, backend: Backend, plan: dataset.Plan,
+                pending: list[Sample], done: Iterable[Prediction], total: int, predictions_path: Path,
+                budget: Budget | None) -> None:
+    """Send the pending samples and journal every answer, with a progress bar of the failures so far."""
+    from tqdm import tqdm
+
+    specs = {spec.name: spec for spec in plan.tasks}
+
+    def request_for(sample: Sample) -> Request:
+        text, message = workspace.builder.rebuild_request(specs[sample.task], sample)
+        chat = options.mode == "chat"
+        return Request(sample.id, message if chat else text, sample.max_new_tokens + options.max_thinking_tokens,
+                       chat=chat)
+
+    failures = Counter()
+    with Journal(predictions_path) as journal, tqdm(total=total, initial=total - len(pending), unit="req",
+                                                     desc="predict", disable=None) as bar:
+        def finished(prediction: Prediction) -> None:
+            if budget:
+                budget.charge(prediction)
+            if prediction.validity not in SCORED:
+                failures[prediction.validity] += 1
+                bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in failures.items()), refresh=False)
+            bar.update(1)
+
+        await predict(backend, pending, request_for, journal, options.concurrency, finished,
+                      workspace.builder.tokenizer.count, budget.admit if budget else None,
+                      alone_ids(pending, done, ALONE_PER_LENGTH))
+
+
+def _finish(options: RunOptions, root: Path, budget: Budget | None) -> int:
+    """Print the report's summary and say what is left to do; the exit code says whether anything is."""
+    try:
+        print(write_and_summarise(root, options.threshold, options.claimed))
+    except NothingToScore as nothing:
+        print(f"{nothing}\nrun: {root}")
+    if budget and budget.stopped:
+        _say(f"stopped before the spent cost would exceed --max-cost {budget.cap:g} (spent {budget.spent:.4f}); run "
+             "again with a higher --max-cost to continue")
+        return BUDGET_REACHED
+    path = root / "predictions.jsonl"
+    latest = latest_predictions(path)
+    errors = [p for p in latest.values() if p.validity == "error"]
+    if errors:
+        last = [r["error"] for r in read_jsonl(path) if r["validity"] == latest[r["id"]].validity == "error"]
+        _say(f"{len(errors)} request{'s' if len(errors) > 1 else ''} ended in error (last: {last[-1]}); run the same "
+             "command with --retry-errors to send them again")
+        return UNFINISHED
+    return 0

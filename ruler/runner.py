@@ -5,12 +5,17 @@ finished since its last write with a single fsync (a group commit), so bursts of
 one each. A killed run loses at most the requests in flight and the answers not yet flushed (milliseconds' worth).
 Prompt texts are rebuilt from their recipes off the event loop as requests start, so memory stays flat at any
 length.
+
+Latency under concurrency is mostly queueing at a server that serves one request at a time (llama-cpp-python, a
+one-slot llama-server). So a few requests of each length are sent alone (the gate lets nothing else run while one
+waits or runs) and marked, and the report takes the service time from those.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from ruler.backends.base import Backend, Completion, Request
 from ruler.journal import Journal
@@ -30,34 +35,86 @@ def thinking(completion: Completion) -> str:
     return "\n".join(filter(None, [completion.reasoning, split_reasoning(completion.text).reasoning]))
 
 
-def to_prediction(sample: Sample, completion: Completion, reasoning_tokens: int | None) -> Prediction:
+def to_prediction(sample: Sample, completion: Completion, reasoning_tokens: int | None,
+                  alone: bool = False) -> Prediction:
     validity, note = classify(completion)
     return Prediction(
         id=sample.id, task=sample.task, length=sample.length, index=sample.index, prediction=completion.text,
         validity=validity, finish_reason=completion.finish_reason, prompt_tokens=sample.prompt_tokens,
         usage=completion.usage, latency_s=round(completion.latency_s, 4), error=note,
         timings={k: round(v, 4) for k, v in completion.timings.items()} or None,
-        reasoning=completion.reasoning or None, reasoning_tokens=reasoning_tokens)
+        reasoning=completion.reasoning or None, reasoning_tokens=reasoning_tokens, attempts=completion.attempts,
+        alone=alone)
+
+
+class Gate:
+    """Requests run together, except those that must run alone: such a request waits until nothing is in flight,
+    and nothing new starts while it waits or runs."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Condition()
+        self._in_flight = self._alone_waiting = 0
+        self._alone_running = False
+
+    @contextlib.asynccontextmanager
+    async def enter(self, alone: bool) -> AsyncIterator[None]:
+        async with self._changed:
+            if alone:
+                self._alone_waiting += 1
+                try:
+                    await self._changed.wait_for(lambda: self._in_flight == 0 and not self._alone_running)
+                finally:
+                    self._alone_waiting -= 1
+                self._alone_running = True
+            else:
+                await self._changed.wait_for(lambda: not self._alone_waiting and not self._alone_running)
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._in_flight -= 1
+                self._alone_running = self._alone_running and not alone
+                self._changed.notify_all()
+
+
+def alone_ids(pending: Iterable[Sample], done: Iterable[Prediction], per_length: int) -> set[str]:
+    """The first pending samples of each length, up to `per_length` sent alone there (counting earlier runs')."""
+    timed: dict[int, int] = {}
+    for prediction in done:
+        if prediction.alone:
+            timed[prediction.length] = timed.get(prediction.length, 0) + 1
+    chosen = set()
+    for sample in pending:
+        if timed.get(sample.length, 0) < per_length:
+            timed[sample.length] = timed.get(sample.length, 0) + 1
+            chosen.add(sample.id)
+    return chosen
 
 
 async def predict(backend: Backend, samples: Iterable[Sample], request_for: Callable[[Sample], Request],
                   journal: Journal, concurrency: int, on_done: Callable[[Prediction], None],
-                  count: Callable[[str], int], admit: Callable[[Sample], bool] | None = None) -> None:
-    """Send every sample (until `admit` refuses one: then no new request starts) and journal the answers."""
+                  count: Callable[[str], int], admit: Callable[[Sample], bool] | None = None,
+                  alone: set[str] | frozenset[str] = frozenset()) -> None:
+    """Send every sample (until `admit` refuses one: then no new request starts), those in `alone` with nothing
+    else in flight, and journal the answers."""
     pending = iter(samples)
     finished: asyncio.Queue[Prediction | None] = asyncio.Queue()
+    gate = Gate()
 
     async def worker() -> None:
         for sample in pending:
             if admit and not admit(sample):
                 return
             request = await asyncio.to_thread(request_for, sample)
-            completion = await backend.generate(request)
+            solo = concurrency == 1 or sample.id in alone
+            async with gate.enter(solo):
+                completion = await backend.generate(request)
             tokens = served_reasoning_tokens(completion)
             text = thinking(completion) if tokens is None else ""
             if text:  # the local count: a tokenizer can be slow on long thinking, or remote (`server`)
                 tokens = await asyncio.to_thread(count, text)
-            finished.put_nowait(to_prediction(sample, completion, tokens))
+            finished.put_nowait(to_prediction(sample, completion, tokens, solo))
 
     async def writer() -> None:
         while True:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from ruler.backends.openai_compat import api_base, public_url
+from ruler.endpoints import auth_headers, json_object, public_url, server_root
 from ruler.errors import RulerError
 from ruler.tokenizers import Tokenizer
 
@@ -33,20 +33,9 @@ SHAPES: tuple[tuple[str, Callable[[str, str], dict[str, Any]]], ...] = (
 )
 
 
-def _payload(response: httpx.Response) -> dict[str, Any] | None:
-    """The JSON object of a successful response, or None."""
-    if response.status_code != 200:
-        return None
-    try:
-        payload = response.json()
-    except ValueError:
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
 def _ids(response: httpx.Response) -> list[int] | None:
     """Token ids from any endpoint shape (a list of ids, or of {"id", "piece"} with llama-server's pieces)."""
-    tokens = (_payload(response) or {}).get("tokens")
+    tokens = (json_object(response) or {}).get("tokens")
     if not isinstance(tokens, list):
         return None
     return [token["id"] if isinstance(token, dict) else token for token in tokens]
@@ -65,8 +54,8 @@ class ServerTokenizer(Tokenizer):
     @classmethod
     def connect(cls, base_url: str, model: str, api_key: str | None = None, timeout: float = 60.0) -> ServerTokenizer:
         """The first endpoint shape the server answers; a one-line error when it has none."""
-        root = api_base(base_url).removesuffix("/v1")
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        root = server_root(base_url)
+        headers = auth_headers(api_key)
         client = httpx.Client(base_url=root, headers=headers, timeout=timeout)
         for path, shape in SHAPES:
             try:
@@ -92,7 +81,7 @@ class ServerTokenizer(Tokenizer):
             response = self._client.get("/props")
         except httpx.HTTPError:
             return None
-        template = (_payload(response) or {}).get("chat_template")
+        template = (json_object(response) or {}).get("chat_template")
         return template if isinstance(template, str) and template else None
 
     def count(self, text: str) -> int:

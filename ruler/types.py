@@ -65,6 +65,10 @@ class Prediction:
     reasoning: str | None = None
     #: tokens spent thinking: the server's count when it gives one, else the local tokenizer's
     reasoning_tokens: int | None = None
+    #: requests made for this answer; `latency_s` times the last one only (no failed attempts, no backoff)
+    attempts: int | None = None
+    #: sent with no other request in flight, so its latency is the model's service time, not a queue's
+    alone: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,6 +6,7 @@ test double for faults and resume, not a stand-in for a model (the llama.cpp tes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -36,11 +37,52 @@ def answer(prompt: str) -> str:
     return " " + ", ".join(values) + "." if values else " I do not know."
 
 
+class Context:
+    """How a server serves long prompts, in tokens of a real tokenizer: it counts every prompt (reported as
+    `usage.prompt_tokens`, after any cut, as Ollama does) and keeps `keep` tokens of a longer one: the last ones
+    (`side="start"` dropped: Ollama, llama.cpp slots), both ends (`"middle"` dropped: OpenRouter's middle-out), or
+    none (`"empty"`: LM Studio's empty 200). With `refuse`, a request whose prompt and answer budget exceed `keep`
+    is refused instead (400, as vLLM does), with the window stated in the message or not."""
+
+    def __init__(self, tokenizer, keep: int | None = None, side: str = "start", refuse: bool = False,
+                 state_window: bool = True, report: bool = True) -> None:
+        self.tokenizer, self.keep, self.side = tokenizer, keep, side
+        self.refuse, self.state_window, self.report = refuse, state_window, report
+
+    def serve(self, prompt: str, max_tokens: int) -> tuple[str, int, str | None]:
+        """The prompt the model sees, its token count, and the refusal message when it is refused."""
+        starts = list(self.tokenizer.token_starts(prompt))
+        added = self.tokenizer.added_tokens
+        total = len(starts) + added
+        if self.keep is None or total + (max_tokens if self.refuse else 0) <= self.keep:
+            return prompt, total, None
+        if self.refuse:
+            said = f"This model's maximum context length is {self.keep} tokens" if self.state_window else \
+                "the prompt is too long for the context"
+            return "", total, f"{said}. However, you requested {total} tokens."
+        keep = self.keep - added
+        if self.side == "empty":
+            return "", self.keep, None
+        if self.side == "middle":
+            head, tail = keep // 2, keep - keep // 2
+            return prompt[:starts[head]] + prompt[starts[len(starts) - tail]:], self.keep, None
+        return prompt[starts[len(starts) - keep]:], self.keep, None
+
+
 class FakeServer:
     def __init__(self, window: int | None = 131072, delay: float = 0.0, first_token_delay: float = 0.0,
-                 pricing: dict[str, str] | None = None) -> None:
+                 pricing: dict[str, str] | None = None, context: Context | None = None,
+                 routes: dict[str, dict] | None = None, models: list[str | dict] | None = None,
+                 timings: bool = False, serial: bool = False) -> None:
         self.script: deque[str] = deque()
         self.window, self.delay, self.first_token_delay, self.pricing = window, delay, first_token_delay, pricing
+        #: how long prompts are served (None: whole, uncounted); other routes (`GET /props`, `POST /api/show` ...)
+        #: and the model ids /v1/models lists
+        self.context, self.routes, self.models = context, routes or {}, models or ["fake"]
+        #: answer with llama-server's own `timings` (prefill 120 ms, decode 30 ms)
+        self.timings = timings
+        #: serve one completion at a time, the others queueing (llama-cpp-python, a one-slot llama-server)
+        self.serial = threading.Lock() if serial else contextlib.nullcontext()
         self.received: list[dict] = []
         self.lock = threading.Lock()
         server = self
@@ -50,19 +92,31 @@ class FakeServer:
                 pass
 
             def do_GET(self) -> None:
-                entry = {"id": "fake", "object": "model"}
-                if server.window:
-                    entry["max_model_len"] = server.window
-                if server.pricing:
-                    entry["pricing"] = server.pricing
-                self._json(200, {"object": "list", "data": [entry]})
+                if f"GET {self.path}" in server.routes:
+                    return self._json(200, server.routes[f"GET {self.path}"])
+                if self.path != "/v1/models":
+                    return self._json(404, {"error": {"message": "not found"}})
+                entries = []
+                for model in server.models:
+                    entry = {"id": model, "object": "model"} if isinstance(model, str) else dict(model)
+                    if server.window:
+                        entry["max_model_len"] = server.window
+                    if server.pricing:
+                        entry["pricing"] = server.pricing
+                    entries.append(entry)
+                self._json(200, {"object": "list", "data": entries})
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if f"POST {self.path}" in server.routes:
+                    return self._json(200, server.routes[f"POST {self.path}"])
+                if self.path not in ("/v1/completions", "/v1/chat/completions"):
+                    return self._json(404, {"error": {"message": "not found"}})
                 with server.lock:
                     server.received.append({"path": self.path, **body})
                     behaviour = server.script.popleft() if server.script else "ok"
-                server.act(self, behaviour, body)
+                with server.serial:
+                    server.act(self, behaviour, body)
 
             def _json(self, status: int, payload: dict, headers: dict | None = None) -> None:
                 data = json.dumps(payload).encode()
@@ -87,6 +141,12 @@ class FakeServer:
     def act(self, handler, behaviour: str, body: dict) -> None:
         chat = "messages" in body
         prompt = body["messages"][-1]["content"] if chat else body.get("prompt", "")
+        counted = None
+        if self.context is not None:
+            prompt, counted, refusal = self.context.serve(prompt, body.get("max_tokens") or 0)
+            if refusal:
+                return handler._json(400, {"error": {"message": refusal, "type": "invalid_request_error"}})
+            counted = counted if self.context.report else None
         if behaviour == "ok" and self.delay:
             time.sleep(self.delay)
         if behaviour == "slow":
@@ -118,14 +178,19 @@ class FakeServer:
         else:
             text, finish = {"length": (" 12", "length"), "empty": ("", "stop"),
                             "filter": ("", "content_filter")}.get(behaviour, (answer(prompt), "stop"))
-            reply = self.reply(text, finish, chat)
+            reply = self.reply(text if prompt else "", finish, chat)
+        if counted is not None:
+            reply["usage"]["prompt_tokens"] = counted
+        if self.timings:
+            reply["timings"] = {"prompt_n": counted or 0, "prompt_ms": 120.0, "predicted_n": 3, "predicted_ms": 30.0}
         if body.get("stream"):
             return self.stream(handler, reply, chat, behaviour)
         return handler._json(200, reply)
 
     def stream(self, handler, reply: dict, chat: bool, behaviour: str) -> None:
         """The reply as server-sent events, a few characters a chunk, the first after `first_token_delay`; usage
-        last when asked for. `stream-reset` hangs up halfway, `stream-error` sends an error event."""
+        last when asked for. `stream-reset` hangs up halfway, `stream-error` sends an error event, `stream-cut` ends
+        with [DONE] halfway and no finish reason (llama-cpp-python interrupting a stream)."""
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream")
         handler.end_headers()
@@ -146,6 +211,8 @@ class FakeServer:
                 return
             if behaviour == "stream-error" and number == 1:
                 return send({"error": {"message": "injected stream error"}})
+            if behaviour == "stream-cut" and number == len(pieces) // 2:
+                return send("[DONE]")
             send({"choices": [{"index": 0, "delta": {field: piece}} if chat else {"index": 0, field: piece}]})
             time.sleep(0.002)
         send({"choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]} if chat else

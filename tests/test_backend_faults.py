@@ -9,7 +9,8 @@ import pytest
 from fake_server import FakeServer
 
 from ruler.backends.base import Request
-from ruler.backends.openai_compat import OpenAICompatible, api_base
+from ruler.backends.openai_compat import OpenAICompatible
+from ruler.endpoints import api_base
 from ruler.scoring.validity import classify
 
 PROMPT = "One of the special magic numbers for calm-river is: 1234567.\nWhat is the special magic number for " \
@@ -89,11 +90,12 @@ def test_window_comes_from_the_model_listing(server) -> None:
     async def go():
         backend = OpenAICompatible("fake", server.url)
         try:
-            return await backend.context_window()
+            return await backend.context()
         finally:
             await backend.aclose()
 
-    assert asyncio.run(go()) == 131072
+    context = asyncio.run(go())
+    assert context.served == context.window == 131072 and context.source == "/v1/models: max_model_len"
 
 
 def test_base_urls_are_normalised_to_the_v1_root() -> None:

@@ -79,3 +79,20 @@ def test_the_servers_tokenizer_sizes_prompts_exactly(llama_server, tmp_path):
         assert 896 - 8 <= record["usage"]["prompt_tokens"] == record["prompt_tokens"] <= 896
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["tokenizer"].startswith("server:http://127.0.0.1:")
+
+
+def test_streams_a_real_server_cuts_are_retried_one_at_a_time_and_match_unstreamed_answers(llama_server, tmp_path,
+                                                                                         capsys):
+    """llama-cpp-python ends a running stream with [DONE] and no finish reason whenever another request waits
+    (`interrupt_requests`, on by default): those streams are retried, and the server then gets one at a time."""
+    def answers(out: Path, *extra: str) -> dict[str, tuple[str, str]]:
+        assert main(["run", "--model", "smollm2", "--base-url", llama_server, "--tokenizer", "smollm2", "--lengths",
+                     "1k", "--tasks", "niah_single_1", "--samples", "6", "--concurrency", "3", "--extra-body",
+                     '{"repeat_penalty": 1.0}', "--out", str(out), *extra]) == 0  # 3 sent alone, 3 together
+        return {r["id"]: (r["prediction"], r["finish_reason"]) for r in predictions(out)}
+
+    plain = answers(tmp_path / "plain")
+    capsys.readouterr()
+    streamed = answers(tmp_path / "streamed", "--stream")
+    assert "cut 2 streams short when other requests arrived" in capsys.readouterr().err
+    assert streamed == plain and all(finish for _, finish in streamed.values())

@@ -18,14 +18,13 @@ def small_server():
         yield url
 
 
-def test_probe_finds_the_window_a_server_does_not_report(small_server, capsys) -> None:
+def test_probe_takes_the_window_the_servers_refusal_states(small_server, capsys) -> None:
     assert main(["probe", "--model", "smollm2", "--base-url", small_server, "--tokenizer", "smollm2", "--start",
                  "1k", "--max", "8k"]) == 0
     printed = capsys.readouterr().out
-    accepted = int(printed.split("accepts prompts of ")[1].split()[0].replace(",", ""))
-    refused = int(printed.split("refused ")[1].split()[0].replace(",", ""))
-    assert 2048 - 64 <= accepted + 1 <= 2048 < refused + 1  # bisected to 64 tokens (1% of larger windows)
-    assert refused - accepted <= 64
+    assert "its refusal states a window of 2,048 tokens; window 2,048" in printed and "(stated)" in printed
+    accepted = int(printed.split("serves prompts of ")[1].split()[0].replace(",", ""))
+    assert 2048 - 64 <= accepted < 2048  # confirmed by a prompt just under the stated window
 
 
 def test_a_run_uses_the_probed_window(small_server, tmp_path, capsys) -> None:
@@ -34,9 +33,9 @@ def test_a_run_uses_the_probed_window(small_server, tmp_path, capsys) -> None:
     capsys.readouterr()
     out = tmp_path / "run"
     assert main(["run", "--model", "smollm2", "--base-url", small_server, "--tokenizer", "smollm2", "--lengths",
-                 "1k,4k", "--tasks", "niah_single_1", "--samples", "1", "--out", str(out)]) == 0
+                 "1k,2k,4k", "--tasks", "niah_single_1", "--samples", "1", "--out", str(out)]) == 0
     printed = capsys.readouterr()
-    assert "skipping 4k: beyond the model's" in printed.err and "(probed)" in printed.err
-    assert "largest accepted 1k (probed window" in printed.out
+    assert "skipping 4k: beyond the probed window (2,048 tokens, stated)" in printed.err
+    assert "largest accepted 2k (probed window 2,048)" in printed.out  # the stated window itself is sent
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["run"]["window"] is None and 2048 - 64 <= manifest["run"]["probed_window"] <= 2048
+    assert manifest["run"]["window"] is None and manifest["run"]["probed_window"] == 2048

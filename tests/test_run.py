@@ -55,7 +55,9 @@ def test_a_run_journals_every_prediction_and_prints_the_summary(server, trained_
     assert (out / "report" / "report.html").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["run"] == {"backend": "openai", "model": "fake", "base_url": server.url, "window": 131072,
-                               "claimed": None}
+                               "served_window": 131072, "served_by": "/v1/models: max_model_len", "claimed": None,
+                               "plan": {"tasks": ["niah_single_1", "niah_multikey_2"], "lengths": [4096],
+                                        "samples": 3}}
 
 
 def test_the_same_command_resumes_without_sending_anything_twice(server, trained_tokenizer_dir, tmp_path):
@@ -76,11 +78,16 @@ def test_a_changed_model_is_refused_unless_new(server, trained_tokenizer_dir, tm
     assert len(journal(out)) == 6 and len(list(tmp_path.glob("run.old-*"))) == 1
 
 
-def test_retry_errors_resends_only_the_errors(server, trained_tokenizer_dir, tmp_path):
+def test_a_run_left_with_errors_says_so_and_retry_errors_resends_only_them(server, trained_tokenizer_dir, tmp_path,
+                                                                          capsys):
     out = tmp_path / "run"
     server.script.extend(["500", "500"])
-    assert main(run_args(server, trained_tokenizer_dir, out, "--concurrency", "1")) == 0
+    assert main(run_args(server, trained_tokenizer_dir, out, "--concurrency", "1")) == 4
     assert Counter(r["validity"] for r in journal(out)) == {"ok": 4, "error": 2}
+    said = capsys.readouterr()
+    assert "incomplete: 4k (2 error)" in said.out
+    assert "2 requests ended in error (last: HTTP 500: injected 500 (after 1 attempts)); run the same command with " \
+           "--retry-errors" in said.err
     server.received.clear()
     assert main(run_args(server, trained_tokenizer_dir, out, "--retry-errors")) == 0
     assert len(server.received) == 2
@@ -92,7 +99,7 @@ def test_lengths_beyond_the_window_are_skipped_unless_forced(trained_tokenizer_d
     with FakeServer(window=6000) as server:
         args = with_option(run_args(server, trained_tokenizer_dir, tmp_path / "run"), "--lengths", "4k,8k")
         assert main(args) == 0
-        assert "skipping 8k: beyond the model's 6000-token window" in capsys.readouterr().err
+        assert "skipping 8k: beyond the 6,000-token window the server serves" in capsys.readouterr().err
         assert {r["length"] for r in journal(tmp_path / "run")} == {4096}
         server.script.extend(["overflow"] * 6)
         assert main(args + ["--force"]) == 0

@@ -133,3 +133,35 @@ def test_exact_set_precision_exposes_candidate_dumping() -> None:
     assert exact_set_precision(" 1234567.", ["1234567"]) == 1.0
     assert exact_set_precision(" ABCDE, FGHIJ", ["ABCDE", "FGHIJ", "KLMNO"]) == 1.0
     assert exact_set_precision("Paris", ["Paris, France"]) is None
+
+
+def states(**kinds: str) -> dict:
+    from ruler.scoring.aggregate import LengthState
+
+    return {4096 * 2**int(name[1:]): LengthState(4096 * 2**int(name[1:]), kind, "why") for name, kind in kinds.items()}
+
+
+def test_an_incomplete_length_ends_the_search_and_never_passes() -> None:
+    result = effective_length(means(99, 60, 99, half_width=1.0), 85.6, "ruler", states(l1="incomplete"))
+    assert result.incomplete == 8192 and result.first_failing is None and result.length == 4096
+    assert result.describe([4096, 8192, 16384]) == ">=4k (8k incomplete)"
+
+
+def test_an_incomplete_shortest_length_leaves_the_effective_length_unknown() -> None:
+    result = effective_length(means(99, 99, half_width=1.0), 85.6, "ruler", states(l0="incomplete"))
+    assert result.length is None and result.describe([4096, 8192]) == "unknown (4k incomplete)"
+
+
+def test_a_length_the_server_did_not_serve_whole_fails_whatever_its_answers() -> None:
+    result = effective_length(means(99, 99, 99, half_width=1.0), 85.6, "ruler", states(l1="unserved"))
+    assert result.length == 4096 and result.first_failing == 8192 and result.ruled_out == 8192
+
+
+def test_a_failure_before_an_incomplete_length_decides_the_claim() -> None:
+    from ruler.scoring.aggregate import Verdict
+
+    failed = effective_length(means(99, 40, 99, half_width=1.0), 85.6, "ruler", states(l2="incomplete"))
+    assert Verdict(16384, 16384, failed, [4096, 8192, 16384]).decision() == "fails"
+    blocked = effective_length(means(99, 99, 99, half_width=1.0), 85.6, "ruler", states(l1="incomplete"))
+    assert Verdict(16384, 16384, blocked, [4096, 8192, 16384]).decision() == "undecided"
+    assert Verdict(4096, 16384, blocked, [4096, 8192, 16384]).decision() == "holds"

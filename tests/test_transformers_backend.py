@@ -51,7 +51,8 @@ def test_lengths_past_the_model_window_are_overflow_not_a_crash(tiny_llama, tmp_
     assert main(["run", "--backend", "hf", "--model", str(tiny_llama), "--lengths", "8k", "--tasks",
                  "niah_single_1", "--samples", "2", "--out", str(out), "--force"]) == 0
     assert {r["validity"] for r in records(out)} == {"overflow"}
-    assert "no answers to score (validity: overflow 2)" in capsys.readouterr().out
+    assert "largest accepted none | effective <8k | first failing 8k | not served whole: 8k (2 overflow)" in \
+        capsys.readouterr().out
 
 
 def test_chat_mode_applies_the_template_in_process(tiny_llama, tmp_path) -> None:

@@ -10,61 +10,65 @@ never retried and never scored as a wrong answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
-import os
 import random
+import re
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
-from ruler.backends.base import Backend, BackendOptions, Completion, Request
+from ruler.backends.base import Backend, BackendOptions, Completion, Request, ServedContext
+from ruler.backends.served_context import served_context
+from ruler.endpoints import api_base, auth_headers, public_url, server_root
 from ruler.errors import RulerError
 from ruler.types import Prices
 
-DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 POOL_SIZE = 8
 #: seconds a replica that refused a connection is left out of the rotation (unless every replica is)
 DOWN_FOR = 30.0
+#: streams cut short while other requests were in flight before a replica gets one stream at a time
+CUTS_BEFORE_SERIAL = 2
 RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
 OVERFLOW_HINTS = ("context", "too long", "exceed", "n_ctx", "max_model_len", "maximum length", "too many tokens")
-WINDOW_FIELDS = ("max_model_len", "context_length", "context_window", "max_context_length", "n_ctx", "n_ctx_train")
+#: how servers state their window when they refuse a prompt: vLLM, OpenAI, OpenRouter and llama-cpp-python ("maximum
+#: context length is 4096 tokens"), vLLM's engine ("maximum model length of 4096") and newer renderer ("the model's
+#: context length is only 4096"), llama-server ("exceeds the available context size (4096 tokens)"), SGLang ("the
+#: model's context length (4096 tokens)", "maximum context length of 4096")
+STATED_WINDOW = tuple(re.compile(pattern, re.IGNORECASE) for pattern in (
+    r"maximum context length (?:is|of) (\d+)", r"context window of (\d+)", r"maximum model length (?:of |is )?(\d+)",
+    r"context length is (?:only )?(\d+)", r"context (?:size|length) \((\d+) tokens\)"))
+#: the stream reader's reason for a stream that ended with [DONE] but no finish reason
+CUT_STREAM = "the stream ended without a finish reason (cut off by the server)"
 
 
-def api_key_from_env(name: str | None) -> str | None:
-    """The key in `name` (which must then be set), else in OPENAI_API_KEY if set; never written anywhere."""
-    key = os.environ.get(name or DEFAULT_KEY_ENV)
-    if name and not key:
-        raise RulerError(f"the API key variable {name} is not set")
-    return key
-
-
-def api_base(url: str) -> str:
-    """`http://host:8000`, `http://host:8000/` and `http://host:8000/v1` all mean the `/v1` API root."""
-    url = url.rstrip("/")
-    return url if url.endswith("/v1") else url + "/v1"
-
-
-def public_url(url: str) -> str:
-    """The URL without credentials or query string, fit for a manifest."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _message(response: httpx.Response) -> str:
+def _error(response: httpx.Response) -> tuple[str, dict[str, Any]]:
+    """The error message of a failed response, and the error object it came in (empty when none)."""
     try:
         body = response.json()
-        error = body.get("error", body) if isinstance(body, dict) else body
-        text = error.get("message", error) if isinstance(error, dict) else error
     except ValueError:
-        text = response.text
-    return " ".join(str(text).split())[:300]
+        return " ".join(response.text.split())[:300], {}
+    error = body.get("error", body) if isinstance(body, dict) else body
+    text = error.get("message", error) if isinstance(error, dict) else error
+    return " ".join(str(text).split())[:300], error if isinstance(error, dict) else {}
+
+
+def stated_window(message: str, error: dict[str, Any] | None = None) -> int | None:
+    """The window a refusal states: llama-server's `n_ctx` field, else a number in one of STATED_WINDOW's
+    phrasings."""
+    n_ctx = (error or {}).get("n_ctx")
+    if isinstance(n_ctx, int) and n_ctx > 0:
+        return n_ctx
+    for pattern in STATED_WINDOW:
+        if match := pattern.search(message):
+            return int(match.group(1))
+    return None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -82,9 +86,10 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 def _failed(response: httpx.Response) -> Completion | str:
     """A non-200 answer: a refused context is `overflow` and a client error final; the rest are worth a retry."""
-    message = _message(response)
-    if response.status_code in (400, 413, 422) and any(hint in message.lower() for hint in OVERFLOW_HINTS):
-        return Completion(failure="overflow", error=message)
+    message, error = _error(response)
+    refusal = response.status_code in (400, 413, 422) or "context size" in message.lower()  # older llama-server: 500
+    if refusal and any(hint in message.lower() for hint in OVERFLOW_HINTS):
+        return Completion(failure="overflow", error=message, stated_window=stated_window(message, error))
     if response.status_code not in RETRYABLE:
         return Completion(failure="error", error=f"HTTP {response.status_code}: {message}")
     return f"HTTP {response.status_code}: {message}"
@@ -95,6 +100,15 @@ def _reasoning(message: dict[str, Any]) -> str:
     or `reasoning` (OpenRouter, Ollama)."""
     value = message.get("reasoning_content") or message.get("reasoning") or ""
     return value if isinstance(value, str) else ""
+
+
+def _server_timings(timings: Any) -> dict[str, float]:
+    """llama-server's own `timings` (prompt_ms, predicted_ms): the server's prefill and decode time, free of any
+    queueing in front of it."""
+    if not isinstance(timings, dict):
+        return {}
+    pairs = (("server_prefill_s", "prompt_ms"), ("server_decode_s", "predicted_ms"))
+    return {name: timings[key] / 1000 for name, key in pairs if isinstance(timings.get(key), (int, float))}
 
 
 def _completion(text: str, reasoning: str, refusal: str | None, finish: str | None, usage: Any,
@@ -117,14 +131,16 @@ def _parse(response: httpx.Response) -> Completion | None:
         return None
     if not isinstance(text, (str, type(None))):
         return None
-    return _completion(text or "", reasoning, refusal, choice.get("finish_reason"), data.get("usage"))
+    return _completion(text or "", reasoning, refusal, choice.get("finish_reason"), data.get("usage"),
+                       _server_timings(data.get("timings")))
 
 
 async def _read_stream(response: httpx.Response, started: float) -> Completion | str:
-    """Server-sent events from either endpoint, timed: the first token (text or thinking) ends the prefill. A
-    stream that stops without a finish reason or `[DONE]` was cut off, and is worth a retry."""
+    """Server-sent events from either endpoint, timed: the first token (text or thinking) ends the prefill. Only a
+    stream that says how it finished is an answer: one that stops before its finish reason (a dropped connection,
+    or `[DONE]` sent early, as llama-cpp-python does to a stream when another request arrives) is worth a retry."""
     texts, thinking, refusals = [], [], []
-    finish, usage, first, done = None, None, None, False
+    finish, usage, first, done, timings = None, None, None, False, {}
     async for line in response.aiter_lines():
         if not line.startswith("data:"):
             continue
@@ -137,6 +153,7 @@ async def _read_stream(response: httpx.Response, started: float) -> Completion |
             if "error" in chunk:
                 return f"error in stream: {chunk['error']}"[:300]
             usage = chunk.get("usage") or usage
+            timings = _server_timings(chunk.get("timings")) or timings
             for choice in chunk.get("choices") or []:
                 delta = choice.get("delta")
                 piece = delta.get("content") if delta is not None else choice.get("text")
@@ -149,17 +166,17 @@ async def _read_stream(response: httpx.Response, started: float) -> Completion |
                 finish = choice.get("finish_reason") or finish
         except (ValueError, TypeError, AttributeError):
             return f"malformed stream chunk: {data[:200]!r}"
-    if not done and finish is None:
-        return "the stream ended before the answer did"
+    if finish is None:
+        return CUT_STREAM if done else "the stream ended before the answer did (connection closed)"
     ended = time.monotonic()
     first = first or ended
     return _completion("".join(texts), "".join(thinking), "".join(refusals) or None, finish, usage,
-                       {"ttft_s": first - started, "decode_s": ended - first})
+                       {"ttft_s": first - started, "decode_s": ended - first, **timings})
 
 
 class Replica:
-    """One server of the model: its connection pools, the requests it has in flight, and until when it is
-    considered down (after a connection failure)."""
+    """One server of the model: its connection pools, the requests it has in flight, until when it is considered
+    down (after a connection failure), and whether it gets one stream at a time (after cutting streams short)."""
 
     def __init__(self, url: str, headers: dict[str, str], timeout: float, concurrency: int) -> None:
         self.url = api_base(url)
@@ -170,11 +187,37 @@ class Replica:
             limits=httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE))
             for _ in range(-(-concurrency // POOL_SIZE))]
         self._next = itertools.cycle(self.clients)
-        self.outstanding = 0
+        self.outstanding = self.sent = 0
         self.down_until = 0.0
+        self.cuts = 0
+        self.warned_alone = False
+        self.one_stream: asyncio.Semaphore | None = None
 
     def client(self) -> httpx.AsyncClient:
         return next(self._next)
+
+    def stream_gate(self, streaming: bool) -> asyncio.Semaphore | contextlib.nullcontext:
+        return self.one_stream if streaming and self.one_stream else contextlib.nullcontext()
+
+
+def _same_model(listed: str, wanted: str) -> bool:
+    """Names that unambiguously mean the same model: equal but for case, one the other's `org/` or folder suffix,
+    or the same GGUF file name."""
+    def stem(name: str) -> str:
+        return name.lower().rstrip("/").rsplit("/", 1)[-1].removesuffix(".gguf")
+
+    a, b = listed.lower(), wanted.lower()
+    return a == b or a.endswith("/" + b) or b.endswith("/" + a) or stem(a) == stem(b)
+
+
+def listed_entry(model: str, models: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The entry of `/v1/models` for `model`: the exact id, else the one entry that unambiguously names it; None
+    rather than another model's entry (whose window and prices would be wrong)."""
+    exact = [entry for entry in models if entry.get("id") == model]
+    if exact:
+        return exact[0]
+    close = [entry for entry in models if _same_model(str(entry.get("id", "")), model)]
+    return close[0] if len(close) == 1 else None
 
 
 class OpenAICompatible(Backend):
@@ -183,20 +226,22 @@ class OpenAICompatible(Backend):
     def __init__(self, model: str, base_url: str | list[str], api_key: str | None = None, timeout: float = 600.0,
                  max_retries: int = 6, concurrency: int = 8, backoff: float = 1.0, max_backoff: float = 60.0,
                  reasoning_effort: str | None = None, stream: bool = False,
-                 extra_body: dict[str, Any] | None = None) -> None:
+                 extra_body: dict[str, Any] | None = None,
+                 notify: Callable[[str], None] = lambda message: None) -> None:
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         self.model, self.base_url = model, api_base(urls[0])
         self.reasoning_effort, self.stream, self.extra_body = reasoning_effort, stream, extra_body or {}
         self.max_retries, self.backoff, self.max_backoff = max_retries, backoff, max_backoff
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.replicas = [Replica(url, headers, timeout, concurrency) for url in urls]
+        self.notify = notify
+        self.replicas = [Replica(url, auth_headers(api_key), timeout, concurrency) for url in urls]
         self._entry: dict[str, Any] | None = None
 
     def _replica(self) -> Replica:
-        """The replica with the fewest requests in flight among those not marked down (all, if all are)."""
+        """The replica with the fewest requests in flight among those not marked down (all, if all are); of equals,
+        the one sent the fewest so far (requests sent one at a time take turns)."""
         now = time.monotonic()
         up = [replica for replica in self.replicas if replica.down_until <= now] or self.replicas
-        return min(up, key=lambda replica: replica.outstanding)
+        return min(up, key=lambda replica: (replica.outstanding, replica.sent))
 
     @classmethod
     def create(cls, model: str, options: BackendOptions) -> OpenAICompatible:
@@ -205,7 +250,7 @@ class OpenAICompatible(Backend):
                              "replicas)")
         return cls(model, options.base_url, options.api_key, options.timeout, options.max_retries,
                    options.concurrency, reasoning_effort=options.reasoning_effort, stream=options.stream,
-                   extra_body=options.extra_body)
+                   extra_body=options.extra_body, notify=options.notify)
 
     def describe(self) -> dict[str, Any]:
         described = {"backend": self.name, "model": self.model, "base_url": public_url(self.base_url)}
@@ -218,6 +263,8 @@ class OpenAICompatible(Backend):
                                 "top_p": 1.0, "stream": self.stream}
         if self.stream:
             body["stream_options"] = {"include_usage": True}
+        if urlsplit(self.base_url).hostname == "openrouter.ai":
+            body["transforms"] = []  # else OpenRouter cuts the middle out of prompts longer than the model's window
         body.update(self.extra_body)
         if self.reasoning_effort:
             body["reasoning_effort"] = self.reasoning_effort
@@ -232,24 +279,40 @@ class OpenAICompatible(Backend):
         return random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
 
     async def generate(self, request: Request) -> Completion:
+        """Attempts until an answer or a final failure; the answer's latency is its own attempt's, not the time
+        spent on failed attempts and backoff."""
         path, body = self._body(request)
-        started, error = time.monotonic(), "no attempt made"
+        error = "no attempt made"
         for attempt in range(self.max_retries + 1):
-            outcome, response = await self._attempt(path, body)
+            outcome, response, seconds = await self._attempt(path, body)
             if isinstance(outcome, Completion):
-                return replace(outcome, latency_s=time.monotonic() - started)
+                return replace(outcome, latency_s=seconds, attempts=attempt + 1)
             error = outcome
             if attempt < self.max_retries:
                 await asyncio.sleep(self._delay(attempt, response))
         return Completion(failure="error", error=f"{error} (after {self.max_retries + 1} attempts)",
-                          latency_s=time.monotonic() - started)
+                          attempts=self.max_retries + 1)
 
-    async def _attempt(self, path: str, body: dict[str, Any]) -> tuple[Completion | str, httpx.Response | None]:
+    async def _attempt(self, path: str, body: dict[str, Any]) -> tuple[Completion | str, httpx.Response | None,
+                                                                       float]:
         """One request to the least busy replica: a final Completion (an answer, an overflow, a client error), or
-        why it is worth retrying. A replica that cannot be reached is left alone for DOWN_FOR seconds."""
+        why it is worth retrying, and the seconds it took. A replica that cannot be reached is left alone for
+        DOWN_FOR seconds; one that cuts streams short while others are in flight gets one stream at a time."""
         replica = self._replica()
         replica.outstanding += 1
-        started = time.monotonic()
+        replica.sent += 1
+        try:
+            async with replica.stream_gate(body["stream"]):
+                started = time.monotonic()
+                outcome, response = await self._send(replica, path, body, started)
+                if outcome == CUT_STREAM:
+                    self._cut(replica)
+                return outcome, response, time.monotonic() - started
+        finally:
+            replica.outstanding -= 1
+
+    async def _send(self, replica: Replica, path: str, body: dict[str, Any],
+                    started: float) -> tuple[Completion | str, httpx.Response | None]:
         try:
             async with replica.client().stream("POST", path, json=body) as response:
                 if response.status_code != 200:
@@ -264,8 +327,24 @@ class OpenAICompatible(Backend):
         except httpx.TransportError as failure:
             replica.down_until = time.monotonic() + DOWN_FOR
             return f"connection to {public_url(replica.url)} failed: {type(failure).__name__}: {failure}", None
-        finally:
-            replica.outstanding -= 1
+
+    def _cut(self, replica: Replica) -> None:
+        """A stream ended without its finish reason. Alone, the server may never send one: say so once. While other
+        requests were in flight, after CUTS_BEFORE_SERIAL of them, the server is taken to interrupt a running stream
+        whenever another request arrives, and gets one stream at a time."""
+        if replica.outstanding == 1:
+            if not replica.warned_alone:
+                replica.warned_alone = True
+                self.notify(f"{public_url(replica.url)} ended a stream with no finish reason while nothing else was "
+                            "in flight: it is retried, never scored; if the server never sends finish reasons when "
+                            "streaming, run without --stream")
+            return
+        replica.cuts += 1
+        if replica.cuts >= CUTS_BEFORE_SERIAL and replica.one_stream is None:
+            replica.one_stream = asyncio.Semaphore(1)
+            self.notify(f"{public_url(replica.url)} cut {replica.cuts} streams short when other requests arrived "
+                        "(llama-cpp-python's server does this unless started with --interrupt_requests False): "
+                        "sending it one stream at a time; the cut answers are retried, never scored")
 
     async def _listing(self) -> dict[str, Any]:
         """This model's entry in `/v1/models` (fetched once; also proves the server is up and the key works)."""
@@ -286,17 +365,20 @@ class OpenAICompatible(Backend):
             models = [m for m in response.json().get("data", []) if isinstance(m, dict)]
         except (ValueError, AttributeError):
             models = []
-        self._entry = next((m for m in models if m.get("id") == self.model), models[0] if models else {})
+        entry = listed_entry(self.model, models)
+        if entry is None and models:
+            names = ", ".join(str(m.get("id")) for m in models[:8]) + (" ..." if len(models) > 8 else "")
+            self.notify(f"{self.model!r} is not among the models {public_url(self.base_url)} lists ({names}): its "
+                        "window and prices are unknown here")
+        self._entry = entry or {}
         return self._entry
 
-    async def context_window(self) -> int | None:
-        """From `/v1/models` (vLLM's max_model_len, OpenRouter's context_length ...)."""
+    async def context(self) -> ServedContext:
+        """What the server says it serves (llama-server `/props`, Ollama `/api/show`, LM Studio `/api/v0`, the
+        `/v1/models` entry), against the model's own window."""
         entry = await self._listing()
-        for place in (entry, entry.get("meta") or {}, entry.get("top_provider") or {}):
-            for name in WINDOW_FIELDS:
-                if isinstance(place.get(name), int) and place[name] > 0:
-                    return place[name]
-        return None
+        replica = self.replicas[0]
+        return await served_context(replica.clients[0], server_root(replica.url), self.model, entry)
 
     async def prices(self) -> Prices | None:
         """OpenRouter-style `pricing` ({"prompt": "0.0000001", "completion": ...}, dollars per token)."""

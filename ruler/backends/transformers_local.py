@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from ruler.backends.base import Backend, BackendOptions, Completion, Request
+from ruler.backends.base import Backend, BackendOptions, Completion, Request, ServedContext
 from ruler.chat_template import render_chat
 from ruler.errors import RulerError
 from ruler.tokenizers import EMBEDDED, embedded_gguf
@@ -89,8 +89,8 @@ class TransformersBackend(Backend):
         return {"backend": self.name, "model": self.model_name, "device": self.device,
                 "dtype": str(self.model.dtype).removeprefix("torch.")}
 
-    async def context_window(self) -> int | None:
-        return self.window
+    async def context(self) -> ServedContext:
+        return ServedContext(trained=self.window, source="model config")
 
     async def generate(self, request: Request) -> Completion:
         future: Future = Future()

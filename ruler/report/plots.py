@@ -24,6 +24,7 @@ def pyplot():
 def length_axis(axes, lengths: list[int]) -> None:
     """Context length on a log-2 x axis, ticked at the lengths that were run."""
     axes.set_xscale("log", base=2)
+    axes.set_xlim(min(lengths) / 2**0.25, max(lengths) * 2**0.25)  # set, since a run may have nothing to plot
     axes.set_xticks(lengths, [format_length(length) for length in lengths])
     axes.set_xlabel("context length (tokens)")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +16,19 @@ from ruler.scoring.aggregate import (
     Cell,
     EffectiveLength,
     LengthMean,
+    LengthState,
     ScoredSample,
     Verdict,
     accepted_length,
     cells,
     effective_lengths,
     length_means,
+    length_states,
     score_samples,
     weighted_averages,
 )
+from ruler.scoring.truncation import Truncation, find_cuts, summarise
+from ruler.types import Prediction, Sample
 
 
 class NothingToScore(RulerError):
@@ -42,6 +46,7 @@ class RunResults:
     tasks: list[str]
     lengths: list[int]
     telemetry: list[LengthTelemetry] = field(default_factory=list)
+    truncation: Truncation | None = None
 
     @property
     def wavg(self) -> tuple[float, float] | None:
@@ -57,7 +62,9 @@ class RunResults:
             "tokenizer": self.manifest.get("tokenizer"), "tasks": self.tasks, "lengths": self.lengths,
             "verdict": {"line": self.verdict.line(), "claimed": self.verdict.claimed,
                         "accepted": self.verdict.accepted, "probed_window": self.verdict.probed,
-                        "holds": self.verdict.holds()},
+                        "holds": self.verdict.holds(), "decision": self.verdict.decision(),
+                        "lengths": {str(length): asdict(state) for length, state in self.verdict.states.items()},
+                        "truncation": asdict(self.truncation) if self.truncation else None},
             "effective_lengths": [{**asdict(e), "decided": e.decided, "text": e.describe(self.lengths)}
                                   for e in self.effective],
             "length_means": [asdict(m) for m in self.means],
@@ -68,9 +75,32 @@ class RunResults:
         }
 
 
+def _cut(predictions: dict[str, Prediction], cuts: dict[str, int | None]) -> dict[str, Prediction]:
+    """The predictions with those the server cut marked `cut`, saying what it kept."""
+    marked = dict(predictions)
+    for id_, kept in cuts.items():
+        prediction = predictions[id_]
+        said = f"kept {kept:,} of its {prediction.prompt_tokens:,} tokens" if kept is not None else \
+            f"serves fewer than its {prediction.prompt_tokens:,} tokens"
+        marked[id_] = replace(prediction, validity="cut", error=f"the server cut the prompt: it {said}")
+    return marked
+
+
+def _planned(samples: dict[str, Sample], predictions: dict[str, Prediction],
+             plan: dict[str, Any] | None) -> dict[str, Sample]:
+    """The samples a run folder speaks for: every one answered, and every one the last run planned to send (those
+    it did not send are pending). Samples generated but never part of a run's plan (a dry run of more tasks, a
+    larger --samples earlier) are not."""
+    def in_plan(sample: Sample) -> bool:
+        return bool(plan) and sample.task in plan["tasks"] and sample.length in plan["lengths"] and \
+            sample.index < plan["samples"]
+
+    return {id_: sample for id_, sample in samples.items() if id_ in predictions or in_plan(sample)}
+
+
 def load(root: Path, threshold: float = RULER_THRESHOLD, claimed: int | None = None) -> RunResults:
     """Read and score a run folder; `claimed` defaults to the claim the run was given, else the window the backend
-    reported."""
+    reported. Answers to prompts the server cut are marked `cut` before anything is scored."""
     if not root.is_dir():
         raise RulerError(f"no such run folder: {str(root)!r}")
     folder = DatasetFolder(root)
@@ -80,18 +110,26 @@ def load(root: Path, threshold: float = RULER_THRESHOLD, claimed: int | None = N
     predictions = latest_predictions(root / "predictions.jsonl")
     if not predictions:
         raise RulerError(f"{root} holds no predictions yet; run `ruler run` first")
-    samples = [s for s in folder.samples().values() if s.id in predictions]
-    scored = score_samples(samples, predictions)
+    run = manifest.get("run") or {}
+    planned = _planned(folder.samples(), predictions, run.get("plan"))
+    cuts = find_cuts(predictions.values(), run.get("served_window"))
+    predictions = _cut(predictions, cuts)
+    truncation = summarise(cuts, planned, predictions, run.get("fix"))
+    scored = score_samples([s for s in planned.values() if s.id in predictions], predictions)
+    skipped = {int(length): why for length, why in (run.get("skipped") or {}).items()}
+    states = {**length_states(list(planned.values()), scored),
+              **{length: LengthState(length, "unserved", f"skipped: {why}") for length, why in skipped.items()}}
     tasks = list(dict.fromkeys(s.task for s in scored))
     lengths = sorted({s.length for s in scored})
     means = length_means(scored)
-    effective = effective_lengths(means, threshold)
+    effective = effective_lengths(means, threshold, states=states)
     if not effective:
         counts = Counter(s.validity for s in scored)
         raise NothingToScore(f"{root} has no answers to score (validity: "
                              + ", ".join(f"{name} {count}" for name, count in counts.items()) + ")")
-    run = manifest.get("run") or {}
     claimed = claimed or run.get("claimed") or run.get("window")
-    verdict = Verdict(claimed, accepted_length(scored), effective[0], lengths, run.get("probed_window"))
+    verdict = Verdict(claimed, accepted_length(scored), effective[0], lengths, run.get("probed_window"),
+                      {length: state for length, state in states.items() if state.state != "complete"},
+                      truncation.describe() if truncation else None)
     return RunResults(manifest, scored, cells(scored), means, effective, verdict, tasks, lengths,
-                      telemetry(predictions.values()))
+                      telemetry(predictions.values()), truncation)

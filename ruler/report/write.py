@@ -35,7 +35,8 @@ def write_and_summarise(root: Path, threshold: float, claimed: int | None) -> st
     results = load(root, threshold, claimed)
     written = write_report(results, root / "report")
     counts = Counter(s.validity for s in results.scored)
-    return "\n".join([results.verdict.line(), "", tables.text(results), "",
+    truncation = [f"warning: {results.truncation.describe()}"] if results.truncation else []
+    return "\n".join([results.verdict.line(), *truncation, "", tables.text(results), "",
                       "validity: " + ", ".join(f"{name} {counts[name]}" for name in VALIDITIES if counts[name]),
                       *drift_warnings(results.telemetry),
                       f"run: {root}", f"report: {written['html']}",

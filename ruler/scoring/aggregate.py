@@ -61,7 +61,8 @@ class LengthMean:
 @dataclass(frozen=True)
 class EffectiveLength:
     """The largest length before the mean first falls below the bar; `lowest`/`highest` bound it when intervals
-    straddle the bar. `length` None: the shortest length already fails. `beyond`: no length failed."""
+    straddle the bar. `length` None: the shortest length already fails. A length the server did not serve whole
+    fails; the search stops at the first incomplete length (`incomplete`), since nothing beyond it is known."""
 
     rule: str
     bar: float
@@ -69,6 +70,9 @@ class EffectiveLength:
     lowest: int | None
     highest: int | None
     first_failing: int | None
+    incomplete: int | None = None
+    #: the first length that fails even at the top of its interval (a failure for certain)
+    ruled_out: int | None = None
 
     @property
     def decided(self) -> bool:
@@ -80,14 +84,19 @@ class EffectiveLength:
                 return f"<{format_length(lengths[0])}"
             return f">={format_length(length)}" if length == lengths[-1] else format_length(length)
 
-        if self.decided:
-            return name(self.length)
-        floor = self.lowest or 0
-        ceiling = self.highest or 0
-        others = [name(length) for length in lengths if floor <= length <= ceiling and length != self.length]
-        if self.lowest is None and self.length is not None:
-            others.insert(0, name(None))
-        return f"{name(self.length)} ({', '.join(others)} not ruled out)"
+        notes = []
+        if not self.decided:
+            floor = self.lowest or 0
+            ceiling = self.highest or 0
+            others = [name(length) for length in lengths if floor <= length <= ceiling and length != self.length]
+            if self.lowest is None and self.length is not None:
+                others.insert(0, name(None))
+            notes.append(f"{', '.join(others)} not ruled out")
+        text = name(self.length)
+        if self.incomplete is not None and self.first_failing is None:
+            text = "unknown" if self.length is None else text if text.startswith(">=") else f">={text}"
+            notes.append(f"{format_length(self.incomplete)} incomplete")
+        return f"{text} ({'; '.join(notes)})" if notes else text
 
 
 def score_samples(samples: list[Sample], predictions: dict[str, Prediction]) -> list[ScoredSample]:
@@ -155,22 +164,77 @@ def _largest_passing(values: list[tuple[int, float]], bar: float) -> tuple[int |
     return passing, None
 
 
-def effective_length(means: list[LengthMean], bar: float, rule: str) -> EffectiveLength:
-    length, first_failing = _largest_passing([(m.length, m.mean) for m in means], bar)
-    lowest, _ = _largest_passing([(m.length, m.low) for m in means], bar)
-    highest, _ = _largest_passing([(m.length, m.high) for m in means], bar)
-    return EffectiveLength(rule, bar, length, lowest, highest, first_failing)
+@dataclass(frozen=True)
+class LengthState:
+    """Whether a length's answers can speak for it. `complete`: every planned sample answered and every task
+    scored. `unserved`: the server refused or cut prompts there, so the window does not hold there. `incomplete`:
+    samples not sent or in error, or a task with no scored answer; the length is unknown, never a pass."""
+
+    length: int
+    state: str
+    #: what makes it so, e.g. "3 error, 2 not sent"
+    why: str = ""
 
 
-def effective_lengths(means: list[LengthMean], threshold: float = RULER_THRESHOLD,
-                      fraction: float = 0.85) -> list[EffectiveLength]:
-    """RULER's rule (a fixed bar) and NoLiMa's (a fraction of the model's own shortest-length score)."""
-    if not means:
+def length_states(planned: list[Sample], scored: list[ScoredSample]) -> dict[int, LengthState]:
+    by_id = {s.id: s for s in scored}
+    states = {}
+    for length in sorted({sample.length for sample in planned}):
+        here = [sample for sample in planned if sample.length == length]
+        counts = Counter(by_id[s.id].validity if s.id in by_id else "not sent" for s in here)
+        tasks = {s.task for s in here}
+        answered = {by_id[s.id].task for s in here if s.id in by_id and by_id[s.id].score is not None}
+        unserved = {name: counts[name] for name in ("overflow", "cut") if counts[name]}
+        missing = {name: counts[name] for name in ("error", "not sent") if counts[name]}
+        if unserved:
+            states[length] = LengthState(length, "unserved", _counted(unserved))
+        elif missing or tasks - answered:
+            unscored = sorted(tasks - answered)
+            why = _counted(missing) or f"no scored answer for {', '.join(unscored)}"
+            states[length] = LengthState(length, "incomplete", why)
+        else:
+            states[length] = LengthState(length, "complete")
+    return states
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{count} {name}" for name, count in counts.items())
+
+
+def effective_length(means: list[LengthMean], bar: float, rule: str,
+                     states: dict[int, LengthState] | None = None) -> EffectiveLength:
+    """Walk the lengths in order: a length not served whole fails, an incomplete one ends the walk."""
+    states = states or {}
+    by_length = {m.length: m for m in means}
+    rows, incomplete = [], None
+    for length in sorted(set(by_length) | set(states)):
+        state = states.get(length)
+        if state is not None and state.state == "incomplete" or length not in by_length and state is None:
+            incomplete = length
+            break
+        mean = by_length.get(length)
+        rows.append((length, float("-inf"), float("-inf"), float("-inf")) if state and state.state == "unserved"
+                    else (length, mean.mean, mean.low, mean.high))
+    length, first_failing = _largest_passing([(row[0], row[1]) for row in rows], bar)
+    lowest, _ = _largest_passing([(row[0], row[2]) for row in rows], bar)
+    highest, ruled_out = _largest_passing([(row[0], row[3]) for row in rows], bar)
+    return EffectiveLength(rule, bar, length, lowest, highest, first_failing, incomplete, ruled_out)
+
+
+def effective_lengths(means: list[LengthMean], threshold: float = RULER_THRESHOLD, fraction: float = 0.85,
+                      states: dict[int, LengthState] | None = None) -> list[EffectiveLength]:
+    """RULER's rule (a fixed bar) and NoLiMa's (a fraction of the model's own score at its shortest complete
+    length)."""
+    unserved = any(state.state == "unserved" for state in (states or {}).values())
+    if not means and not unserved:
         return []
-    base = means[0]
-    return [effective_length(means, threshold, f"mean >= {threshold:g}"),
-            effective_length(means, fraction * base.mean,
-                             f"mean >= {fraction:.0%} of the {format_length(base.length)} score")]
+    rules = [effective_length(means, threshold, f"mean >= {threshold:g}", states)]
+    complete = [m for m in means if states is None or m.length not in states or states[m.length].state == "complete"]
+    if complete:
+        base = complete[0]
+        rules.append(effective_length(means, fraction * base.mean,
+                                      f"mean >= {fraction:.0%} of the {format_length(base.length)} score", states))
+    return rules
 
 
 @dataclass(frozen=True)
@@ -181,23 +245,42 @@ class Verdict:
     lengths: list[int]
     #: the window a `ruler probe` found the endpoint to accept, when the server reports none
     probed: int | None = None
+    #: lengths that are not complete, and why
+    states: dict[int, LengthState] = field(default_factory=dict)
+    #: the server's silent cuts, when it made any
+    truncation: str | None = None
 
     def line(self) -> str:
         def name(length: int | None, missing: str) -> str:
             return format_length(length) if length else missing
 
-        return " | ".join([f"claimed {name(self.claimed, 'unknown')}",
-                           f"largest accepted {name(self.accepted, 'none')}"
-                           + (f" (probed window {self.probed:,})" if self.probed else ""),
-                           f"effective {self.effective.describe(self.lengths)}",
-                           f"first failing {name(self.effective.first_failing, 'none')}"])
+        parts = [f"claimed {name(self.claimed, 'unknown')}",
+                 f"largest accepted {name(self.accepted, 'none')}"
+                 + (f" (probed window {self.probed:,})" if self.probed else ""),
+                 f"effective {self.effective.describe(self.lengths)}",
+                 f"first failing {name(self.effective.first_failing, 'none')}"]
+        for kind in ("unserved", "incomplete"):
+            named = [f"{format_length(s.length)} ({s.why})" for _, s in sorted(self.states.items())
+                     if s.state == kind]
+            if named:
+                parts.append(f"{'not served whole' if kind == 'unserved' else 'incomplete'}: {', '.join(named)}")
+        return " | ".join(parts)
 
     def holds(self) -> bool:
         """The claim holds when the effective length reaches it for certain."""
         return bool(self.claimed and self.effective.lowest and self.effective.lowest >= self.claimed)
 
+    def decision(self) -> str:
+        """`holds`, `fails`, or `undecided` (an incomplete length at or below the claim, and no failure before)."""
+        if self.holds():
+            return "holds"
+        blocked = self.effective.incomplete
+        if blocked is not None and self.claimed and blocked <= self.claimed and self.effective.ruled_out is None:
+            return "undecided"
+        return "fails"
+
 
 def accepted_length(scored: list[ScoredSample]) -> int | None:
-    """The largest length at which the backend took at least one prompt (anything but overflow)."""
-    taken = [s.length for s in scored if s.validity != "overflow"]
+    """The largest length at which the server accepted a prompt whole and answered it."""
+    taken = [s.length for s in scored if s.validity in SCORED]
     return max(taken) if taken else None

@@ -1,7 +1,8 @@
 """Every prediction gets a validity, so nothing unanswerable is scored as a silent zero.
 
 `ok` answered; `empty` answered nothing; `truncated` ran out of its generation budget (thinking included);
-`overflow` the server refused the context (or it exceeds the known window); `refused` the model or a filter
+`overflow` the server refused the context (or it exceeds the known window); `cut` the server answered but had
+silently dropped part of the prompt (told when scoring, see truncation.py); `refused` the model or a filter
 declined; `error` retries ran out (the record keeps the last error). Scores count the cases the model answered
 (ok, empty, truncated, refused) and show the others beside them.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from ruler.backends.base import Completion
 from ruler.reasoning import split_reasoning
 
-VALIDITIES = ("ok", "empty", "truncated", "overflow", "refused", "error")
+VALIDITIES = ("ok", "empty", "truncated", "overflow", "cut", "refused", "error")
 SCORED = frozenset({"ok", "empty", "truncated", "refused"})
 
 

@@ -1,0 +1,57 @@
+"""Addresses, credentials and answers of HTTP endpoints, shared by the OpenAI-compatible backend, the probe, the server
+tokenizer and server introspection: how a user's URL becomes an API root, what of it may be written down, and
+where the key comes from."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from ruler.errors import RulerError
+
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+def api_key_from_env(name: str | None) -> str | None:
+    """The key in `name` (which must then be set), else in OPENAI_API_KEY if set; never written anywhere."""
+    key = os.environ.get(name or DEFAULT_KEY_ENV)
+    if name and not key:
+        raise RulerError(f"the API key variable {name} is not set")
+    return key
+
+
+def api_base(url: str) -> str:
+    """`http://host:8000`, `http://host:8000/` and `http://host:8000/v1` all mean the `/v1` API root."""
+    url = url.rstrip("/")
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+def server_root(url: str) -> str:
+    """The server's root, where non-OpenAI routes live (llama-server's `/props`, Ollama's `/api/show` ...)."""
+    return api_base(url).removesuffix("/v1")
+
+
+def public_url(url: str) -> str:
+    """The URL without credentials or query string, fit for a manifest."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The JSON object of a successful response, or None (an error status, not JSON, not an object)."""
+    if response.status_code != 200:
+        return None
+    try:
+        payload = response.json()
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
