@@ -246,8 +246,10 @@ def validate(**options) -> None:
         raise click.exceptions.Exit(code or 1) from None
     decision = results.verdict.decision()
     said = {"holds": "the claim holds", "fails": "the claim does not hold", "undecided": "the claim is undecided"}
-    cut = f"; {results.truncation.describe()}" if results.truncation else ""
-    click.echo(f"{said[decision]}: {results.verdict.line()}{cut}")
+    if decision == "fails" and results.verdict.effective.ruled_out is None:
+        said["fails"] = "the claim is not shown to hold (no length fails for certain: intervals straddle the bar; " \
+                        "more --samples narrow them)"
+    click.echo(f"{said[decision]}: {results.verdict.line()}")
     raise click.exceptions.Exit({"holds": 0, "fails": 1, "undecided": UNFINISHED}[decision])
 
 

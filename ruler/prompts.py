@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ruler.chat_template import ChatTemplate, render_chat
 from ruler.errors import RulerError
@@ -54,8 +55,9 @@ class PromptRenderer:
         if mode == "chat" and chat.text is None:
             raise RulerError("chat mode sizes prompts with the model's chat template; the tokenizer has none, "
                              "so pass --chat-template FILE")
-        self._env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(d) for d in template_dirs]),
-                                       undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+        # task files are shared like data: their templates may read fields, never reach Python
+        self._env = ImmutableSandboxedEnvironment(loader=jinja2.FileSystemLoader([str(d) for d in template_dirs]),
+                                                  undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
         self.chat, self.mode = chat, mode
         self._tokenizer = tokenizer
 

@@ -44,7 +44,7 @@ class TaskRegistry:
         if tasks and suite:
             raise RulerError("give --tasks or --suite, not both")
         if tasks:
-            names = [name.strip() for name in tasks.split(",") if name.strip()]
+            names = list(dict.fromkeys(name.strip() for name in tasks.split(",") if name.strip()))
         else:
             names = self.suites.get(suite or "ruler13") or _unknown("suite", suite or "ruler13", self.suites)
         return [self.tasks.get(name) or _unknown("task", name, self.tasks) for name in names]

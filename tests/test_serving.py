@@ -73,9 +73,10 @@ def test_a_server_cutting_the_middle_is_named(trained, trained_tokenizer_dir, tm
 def test_validate_fails_a_claim_the_server_cuts_and_names_the_cut(trained, trained_tokenizer_dir, tmp_path, capsys):
     with FakeServer(window=None, context=Context(trained, keep=5000)) as server:
         assert run(server, trained_tokenizer_dir, tmp_path / "run", "8k", command="validate") == 1
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+    printed = capsys.readouterr().out
+    last = printed.strip().splitlines()[-1]
     assert last.startswith("the claim does not hold: claimed 8k") and "not served whole: 8k (4 cut)" in last
-    assert "silently cut prompts to at most 5,000 tokens" in last
+    assert "warning: the server silently cut prompts to at most 5,000 tokens at 8k" in printed
 
 
 LM_STUDIO = {"GET /api/v0/models/fake": {"id": "fake", "object": "model", "type": "llm", "state": "loaded",
@@ -311,3 +312,9 @@ def test_an_old_probe_that_recorded_no_method_is_not_trusted(trained_tokenizer_d
         _store().write_text(json.dumps({probe_key(server.url, "fake"): old}))
         assert run(server, trained_tokenizer_dir, tmp_path / "run", "4k", samples="1") == 0
     assert "skipping" not in capsys.readouterr().err
+
+
+def test_validate_says_when_only_the_intervals_keep_a_claim_from_holding(trained_tokenizer_dir, tmp_path, capsys):
+    with FakeServer() as server:
+        assert run(server, trained_tokenizer_dir, tmp_path / "run", "4k", samples="2", command="validate") == 1
+    assert "the claim is not shown to hold (no length fails for certain" in capsys.readouterr().out

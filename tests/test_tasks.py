@@ -66,3 +66,23 @@ def test_bad_task_files_are_explained(tmp_path, yaml_text: str, message: str) ->
 def test_unknown_task_names_suggest_close_ones() -> None:
     with pytest.raises(RulerError, match="did you mean niah_single_1"):
         load_tasks().select("niah_singel_1", None)
+
+
+def test_a_task_named_twice_is_selected_once() -> None:
+    assert [spec.name for spec in load_tasks().select("vt,niah_single_1,vt", None)] == ["vt", "niah_single_1"]
+
+
+@pytest.mark.parametrize("place", ["answer_prefix", "template"])
+def test_a_task_file_cannot_run_code(smollm2, tmp_path, place: str) -> None:
+    from ruler.workspace import workspace_for
+
+    marker = tmp_path / "ran"
+    payload = "{{ lipsum.__globals__['os'].system('touch " + str(marker) + "') }}"
+    (tmp_path / "evil.jinja").write_text(payload + "\n{{ context }}\n" if place == "template" else "{{ context }}")
+    extra = f"    answer_prefix: \"{payload}\"\n" if place == "answer_prefix" else ""
+    config = tmp_path / "evil.yaml"
+    config.write_text(f"tasks:\n  evil:\n    include: niah_single_1\n    template: evil.jinja\n{extra}")
+    workspace = workspace_for(smollm2, task_configs=[config])
+    with pytest.raises(RulerError, match="failed"):
+        workspace.builder.build(workspace.registry.tasks["evil"], 4096, 0)
+    assert not marker.exists()
