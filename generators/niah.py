@@ -78,10 +78,14 @@ def generate(args: dict[str, Any], length: int, index: int, rng: random.Random, 
             distractors = random.Random(rng.getrandbits(64))
 
             def distractor() -> str:
+                """A needle for another key, whose value is no answer's (else an answer would appear twice)."""
                 key = _draw(key_type, distractors, data)
                 while key in keys:
                     key = _draw(key_type, distractors, data)
-                return NEEDLE.format(value_type=value_type, key=key, value=_draw(value_type, distractors, data))
+                value = _draw(value_type, distractors, data)
+                while value in taken:
+                    value = _draw(value_type, distractors, data)
+                return NEEDLE.format(value_type=value_type, key=key, value=value)
 
             stream = Drawn(distractor, sep, data.counter)
     else:

@@ -1,8 +1,8 @@
 """Question answering (RULER's `qa_1` SQuAD, `qa_2` HotpotQA): the gold paragraphs among distractor documents.
 
-Question i of a dataset is sample i's question (in order, as RULER). Distractors are same-article paragraphs first,
-then random others; when a length needs more than the dataset holds they are used again. The knob is the number of
-distractors; the last document may be a distractor cut short to hit the length exactly."""
+Question i of a dataset is sample i's question (in order, as RULER; never repeated). Distractors are same-article
+paragraphs first, then random others; when a length needs more than the dataset holds they are used again. The
+knob is the number of distractors; the last document may be a distractor cut short to hit the length exactly."""
 
 from __future__ import annotations
 
@@ -67,7 +67,11 @@ class QADraft(Draft):
 
 def generate(args: dict[str, Any], length: int, index: int, rng: random.Random, data: Resources) -> Draft:
     dataset = data.qa(args["dataset"])
-    item = dataset.items[index % len(dataset.items)]
+    if index >= len(dataset.items):  # a repeated question would make the samples, and their interval, a lie
+        raise GenerationDefect(f"{dataset.name} holds {len(dataset.items)} questions, so sample {index} would repeat "
+                               f"one: use --samples {len(dataset.items)} or fewer, or a larger dataset "
+                               "(--squad / --hotpotqa)")
+    item = dataset.items[index]
     taken = set(item.gold) | set(item.related)
     related = rng.sample(item.related, len(item.related))
     others = [doc for doc in rng.sample(range(len(dataset.docs)), len(dataset.docs)) if doc not in taken]

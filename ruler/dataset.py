@@ -25,7 +25,9 @@ from ruler.types import Sample
 PINNED = {("tokenizer_fingerprint",): "tokenizer", ("chat_template_sha256",): "chat template", ("seed",): "seed",
           ("mode",): "prompt mode",
           ("run", "model"): "model", ("run", "backend"): "backend",
-          ("run", "extra_body"): "request body (--extra-body)"}
+          ("run", "extra_body"): "request body (--extra-body)", ("run", "stream"): "streaming (--stream)",
+          ("run", "max_thinking_tokens"): "thinking budget (--max-thinking-tokens)",
+          ("run", "reasoning_effort"): "reasoning effort (--reasoning-effort)"}
 
 
 def _pinned(manifest: dict[str, Any], path: tuple[str, ...]) -> Any:

@@ -5,6 +5,7 @@ where the key comes from."""
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,6 +41,19 @@ def public_url(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+#: what may carry a secret in text the toolkit writes or prints: a URL's user info, query values, and key-like words
+SECRETS = ((re.compile(r"(\w+://)[^/\s@]+@"), r"\1"), (re.compile(r"([?&][^=&\s'\"]+=)[^&\s'\"]+"), r"\1***"),
+           (re.compile(r"\b(?:sk-|hf_|gh[pousr]_)[A-Za-z0-9_\-]{12,}"), "***"),
+           (re.compile(r"(Bearer\s+)\S+", re.IGNORECASE), r"\1***"))
+
+
+def scrub(text: str) -> str:
+    """`text` without credentials: user info and query values of URLs, bearer tokens, key-like words."""
+    for pattern, replacement in SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:

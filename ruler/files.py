@@ -1,12 +1,21 @@
-"""Files the toolkit writes whole: written to a temporary file beside the target and renamed over it, so a reader
-(or a crash) sees the old file or the new one, never half of either. Temporary names are unique per call, so
-threads and processes writing the same target at once do not trip over each other."""
+"""Files the toolkit writes whole, and folders one run at a time may write to.
+
+A whole file is written to a temporary file beside the target and renamed over it, so a reader (or a crash) sees
+the old file or the new one, never half of either; temporary names are unique per call, so threads and processes
+writing the same target at once do not trip over each other. A run folder is locked while a run uses it: the lock
+is the operating system's, released when the process ends, so a killed run leaves none behind.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+from ruler.errors import RulerError
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -22,3 +31,22 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold `folder` for this process; another process holding it is a one-line error naming it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RulerError(f"{folder} is in use by another ruler run (process {holder}); wait for it to end, or "
+                             "use another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield

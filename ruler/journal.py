@@ -10,16 +10,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ruler.errors import RulerError
+
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """The complete records of `path` (none if it does not exist)."""
+    """The complete records of `path` (none if it does not exist); a damaged line is a one-line error."""
     if not path.is_file():
         return
     with path.open("rb") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, 1):
             if not line.endswith(b"\n"):
                 return
-            yield json.loads(line)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise RulerError(f"{path} line {number} is damaged (not JSON); delete that line and run the same "
+                                 "command again (its request is sent again)") from None
+            if not isinstance(record, dict):
+                raise RulerError(f"{path} line {number} is not a record; delete that line and run again")
+            yield record
 
 
 class Journal:
@@ -35,10 +44,20 @@ class Journal:
     def _repair(path: Path) -> None:
         if not path.is_file() or path.stat().st_size == 0:
             return
-        with path.open("rb+") as handle:
-            data = handle.read()
-            if not data.endswith(b"\n"):
-                handle.truncate(data.rfind(b"\n") + 1)
+        with path.open("rb+") as handle:  # a torn last line: cut back to the last newline, reading from the end
+            size = handle.seek(0, os.SEEK_END)
+            end = size
+            while end > 0:
+                start = max(0, end - (1 << 16))
+                handle.seek(start)
+                block = handle.read(end - start)
+                if end == size and block.endswith(b"\n"):
+                    return
+                if (newline := block.rfind(b"\n")) >= 0:
+                    handle.truncate(start + newline + 1)
+                    return
+                end = start
+            handle.truncate(0)
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one whole line and make it durable."""

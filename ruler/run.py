@@ -22,6 +22,7 @@ from ruler.backends.base import Backend, BackendOptions, Request, ServedContext
 from ruler.cost import Budget, estimate, estimate_text, seconds_per_input_token
 from ruler.endpoints import api_key_from_env
 from ruler.errors import RulerError
+from ruler.files import folder_lock
 from ruler.journal import Journal, read_jsonl
 from ruler.lengths import format_length
 from ruler.predictions import latest_predictions
@@ -198,46 +199,60 @@ def _lengths(options: RunOptions, window: Window) -> tuple[list[int], dict[int, 
 
 
 def _claim_folder(options: RunOptions, workspace: Workspace, backend: Backend, plan: dataset.Plan, window: Window,
-                  skipped: dict[int, str]) -> dataset.DatasetFolder:
-    root = run_folder(options)
+                  skipped: dict[int, str], root: Path) -> dataset.DatasetFolder:
     run = {**backend.describe(), **window.record(), "claimed": options.claimed,
            "plan": {"tasks": [spec.name for spec in plan.tasks], "lengths": plan.lengths, "samples": plan.samples}}
+    run.update({name: value for name, value in (("stream", options.stream),
+                                                ("max_thinking_tokens", options.max_thinking_tokens),
+                                                ("reasoning_effort", options.reasoning_effort)) if value})
     if skipped:
         run["skipped"] = {str(length): why for length, why in skipped.items()}
-    manifest = {**workspace.manifest(plan), "kind": "ruler-run", "run": run}
-    if options.new and root.exists():
-        root.rename(root.with_name(f"{root.name}.old-{time.strftime('%Y%m%d-%H%M%S')}"))
     folder = dataset.DatasetFolder(root)
-    folder.claim(manifest, hint="use --new to start a fresh run")
+    folder.claim({**workspace.manifest(plan), "kind": "ruler-run", "run": run},
+                 hint="use --new to start a fresh run")
     return folder
 
 
 async def _execute(options: RunOptions, workspace: Workspace, backend: Backend, given_prices: Prices | None) -> int:
-    from tqdm import tqdm
-
     try:
         window = await _window(options, backend)
         lengths, skipped = _lengths(options, window)
         plan = dataset.Plan(workspace.registry.select(options.tasks, options.suite), lengths, options.samples)
-        folder = _claim_folder(options, workspace, backend, plan, window, skipped)
-        root = folder.root
-        with tqdm(total=plan.size, unit="sample", desc="data", disable=None) as bar:
-            samples = dataset.generate(folder, workspace.builder, plan, lambda sample, new: bar.update(1))
-        predictions_path = root / "predictions.jsonl"
-        done = latest_predictions(predictions_path)
-        pending = [s for s in samples if s.id not in done or (options.retry_errors and done[s.id].validity == "error")]
-        prices = given_prices or await backend.prices()
-        if options.dry_run:
-            print(estimate_text(estimate(pending, options.max_thinking_tokens), prices, options.concurrency,
-                                seconds_per_input_token(done.values())))
-            print(f"run: {root} (nothing sent)")
-            return 0
-        budget = _budget(options, prices, done.values())
-        await _send(options, workspace, backend, plan, pending, list(done.values()), len(samples), predictions_path,
-                    budget)
-        return _finish(options, root, budget)
+        root = run_folder(options)
+        if options.new and root.exists():
+            root.rename(root.with_name(f"{root.name}.old-{time.strftime('%Y%m%d-%H%M%S')}"))
+        with folder_lock(root):
+            folder = _claim_folder(options, workspace, backend, plan, window, skipped, root)
+            return await _run_in(folder, options, workspace, backend, plan, given_prices)
     finally:
         await backend.aclose()
+
+
+async def _run_in(folder: dataset.DatasetFolder, options: RunOptions, workspace: Workspace, backend: Backend,
+                  plan: dataset.Plan, given_prices: Prices | None) -> int:
+    """Generate what the folder lacks, then estimate (a dry run) or send and summarise."""
+    from tqdm import tqdm
+
+    root = folder.root
+    with tqdm(total=plan.size, unit="sample", desc="data", disable=None) as bar:
+        samples = dataset.generate(folder, workspace.builder, plan, lambda sample, new: bar.update(1))
+    predictions_path = root / "predictions.jsonl"
+    done = latest_predictions(predictions_path)
+    pending = [s for s in samples if s.id not in done or (options.retry_errors and done[s.id].validity == "error")]
+    prices = given_prices or await backend.prices()
+    if options.dry_run:
+        print(estimate_text(estimate(pending, options.max_thinking_tokens), prices, options.concurrency,
+                            seconds_per_input_token(done.values())))
+        print(f"run: {root} (nothing sent)")
+        return 0
+    budget = _budget(options, prices, done.values())
+    try:
+        await _send(options, workspace, backend, plan, pending, list(done.values()), len(samples), predictions_path,
+                    budget)
+    except OSError as failure:
+        raise RulerError(f"cannot save answers in {root}: {failure.strerror or failure}; what was saved is kept: "
+                         "free space and run the same command to resume") from None
+    return _finish(options, root, budget)
 
 
 def _budget(options: RunOptions, prices: Prices | None, done: Iterable[Prediction]) -> Budget | None:
@@ -285,6 +300,9 @@ def _finish(options: RunOptions, root: Path, budget: Budget | None) -> int:
         print(write_and_summarise(root, options.threshold, options.claimed))
     except NothingToScore as nothing:
         print(f"{nothing}\nrun: {root}")
+    except OSError as failure:
+        raise RulerError(f"the answers are saved in {root}, but the report could not be written "
+                         f"({failure.strerror or failure}); `ruler report {root}` writes it later") from None
     if budget and budget.stopped:
         _say(f"stopped before the spent cost would exceed --max-cost {budget.cap:g} (spent {budget.spent:.4f}); run "
              "again with a higher --max-cost to continue")

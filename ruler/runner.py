@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from ruler.backends.base import Backend, Completion, Request
+from ruler.endpoints import scrub
 from ruler.journal import Journal
 from ruler.reasoning import split_reasoning
 from ruler.scoring.validity import classify
@@ -41,7 +42,7 @@ def to_prediction(sample: Sample, completion: Completion, reasoning_tokens: int 
     return Prediction(
         id=sample.id, task=sample.task, length=sample.length, index=sample.index, prediction=completion.text,
         validity=validity, finish_reason=completion.finish_reason, prompt_tokens=sample.prompt_tokens,
-        usage=completion.usage, latency_s=round(completion.latency_s, 4), error=note,
+        usage=completion.usage, latency_s=round(completion.latency_s, 4), error=scrub(note) if note else None,
         timings={k: round(v, 4) for k, v in completion.timings.items()} or None,
         reasoning=completion.reasoning or None, reasoning_tokens=reasoning_tokens, attempts=completion.attempts,
         alone=alone)
@@ -102,14 +103,22 @@ async def predict(backend: Backend, samples: Iterable[Sample], request_for: Call
     finished: asyncio.Queue[Prediction | None] = asyncio.Queue()
     gate = Gate()
 
+    async def answer(sample: Sample, solo: bool) -> Completion:
+        """The sample's completion; a failure of this request alone (its prompt cannot be rebuilt, its answer
+        cannot be read) is its `error`, never the end of the others."""
+        try:
+            request = await asyncio.to_thread(request_for, sample)
+            async with gate.enter(solo):
+                return await backend.generate(request)
+        except Exception as failure:
+            return Completion(failure="error", error=f"{type(failure).__name__}: {failure}"[:300])
+
     async def worker() -> None:
         for sample in pending:
             if admit and not admit(sample):
                 return
-            request = await asyncio.to_thread(request_for, sample)
             solo = concurrency == 1 or sample.id in alone
-            async with gate.enter(solo):
-                completion = await backend.generate(request)
+            completion = await answer(sample, solo)
             tokens = served_reasoning_tokens(completion)
             text = thinking(completion) if tokens is None else ""
             if text:  # the local count: a tokenizer can be slow on long thinking, or remote (`server`)
@@ -130,8 +139,18 @@ async def predict(backend: Backend, samples: Iterable[Sample], request_for: Call
                 return
 
     writing = asyncio.create_task(writer())
+    sending = asyncio.gather(*(worker() for _ in range(max(concurrency, 1))))
     try:
-        await asyncio.gather(*(worker() for _ in range(max(concurrency, 1))))
+        await asyncio.wait([writing, sending], return_when=asyncio.FIRST_COMPLETED)
+        if writing.done():  # the writer ends only when told to: it failed, so nothing more may be sent
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+            writing.result()
+        await sending
     finally:
-        finished.put_nowait(None)
-        await asyncio.shield(writing)
+        if not sending.done():
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+        if not writing.done():
+            finished.put_nowait(None)
+            await asyncio.shield(writing)

@@ -13,6 +13,7 @@ from generators.resources import Resources
 from ruler.chat_template import resolve_chat_template
 from ruler.counting import TokenCounter
 from ruler.dataset import Plan
+from ruler.endpoints import scrub
 from ruler.prompts import PromptRenderer
 from ruler.samples import SampleBuilder
 from ruler.tasks import TaskRegistry, load_tasks
@@ -44,7 +45,7 @@ class Workspace:
             "data": self.resources.describe(needs_essay, qa_names),
             "lengths": plan.lengths,
             "samples": plan.samples,
-            "command": " ".join(shlex.quote(arg) for arg in sys.argv),
+            "command": scrub(" ".join(shlex.quote(arg) for arg in sys.argv)),
         }
 
 

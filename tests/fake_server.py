@@ -152,6 +152,16 @@ class FakeServer:
         if behaviour == "slow":
             time.sleep(5)
             return handler._json(200, self.reply(answer(prompt), "stop", chat))
+        if behaviour == "drip":  # a byte every 0.2 s for 3 s: each read is quick, the whole answer is not
+            data = json.dumps(self.reply(answer(prompt), "stop", chat)).encode()
+            handler.send_response(200)
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            for byte in data[:15]:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                time.sleep(0.2)
+            return handler.wfile.write(data[15:])
         if behaviour == "die":
             threading.Thread(target=self.__exit__, daemon=True).start()
             behaviour = "reset"

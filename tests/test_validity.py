@@ -129,3 +129,25 @@ def test_a_draw_that_breaks_an_invariant_is_replaced_deterministically(smollm2, 
     redrawn, text = workspace.builder.build(spec, 4096, 0)
     assert clean.draw == 0 and redrawn.draw == 1 and redrawn.references != clean.references
     assert workspace.builder.rebuild(spec, redrawn) == text
+
+
+def test_distractor_needles_never_repeat_an_answer_value(workspace, monkeypatch) -> None:
+    """A fault injected into the draws: values from a space of ten, so distractors would repeat the answer."""
+    import generators.niah as niah
+
+    real = niah._draw
+    monkeypatch.setattr(niah, "_draw", lambda kind, rng, data: str(rng.randint(1, 10)) if kind == "numbers"
+                        else real(kind, rng, data))
+    draft = draft_of(workspace, "niah_multikey_2")
+    (answer,) = [needle.split(" is: ")[1].rstrip(".") for needle in draft.needles]
+    lines = draft.stream.take(2000)
+    assert lines and all(not line.endswith(f" is: {answer}.") for line in lines)
+
+
+def test_more_qa_samples_than_questions_are_refused_with_the_count(workspace) -> None:
+    from ruler.errors import RulerError
+
+    questions = len(workspace.resources.qa("hotpotqa").items)
+    spec = workspace.registry.tasks["qa_2"]
+    with pytest.raises(RulerError, match=f"holds {questions} questions, so sample {questions} would repeat one"):
+        workspace.builder.build(spec, 4096, questions)

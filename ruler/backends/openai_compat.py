@@ -231,7 +231,7 @@ class OpenAICompatible(Backend):
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         self.model, self.base_url = model, api_base(urls[0])
         self.reasoning_effort, self.stream, self.extra_body = reasoning_effort, stream, extra_body or {}
-        self.max_retries, self.backoff, self.max_backoff = max_retries, backoff, max_backoff
+        self.max_retries, self.backoff, self.max_backoff, self.timeout = max_retries, backoff, max_backoff, timeout
         self.notify = notify
         self.replicas = [Replica(url, auth_headers(api_key), timeout, concurrency) for url in urls]
         self._entry: dict[str, Any] | None = None
@@ -304,7 +304,11 @@ class OpenAICompatible(Backend):
         try:
             async with replica.stream_gate(body["stream"]):
                 started = time.monotonic()
-                outcome, response = await self._send(replica, path, body, started)
+                try:  # httpx's timeout bounds each read; a server that drips bytes must not hold a request forever
+                    outcome, response = await asyncio.wait_for(self._send(replica, path, body, started),
+                                                               self.timeout)
+                except asyncio.TimeoutError:
+                    outcome, response = f"no whole answer within --timeout {self.timeout:g} s", None
                 if outcome == CUT_STREAM:
                     self._cut(replica)
                 return outcome, response, time.monotonic() - started
@@ -327,6 +331,8 @@ class OpenAICompatible(Backend):
         except httpx.TransportError as failure:
             replica.down_until = time.monotonic() + DOWN_FOR
             return f"connection to {public_url(replica.url)} failed: {type(failure).__name__}: {failure}", None
+        except httpx.HTTPError as failure:  # a body that cannot be decoded, and the like: worth a retry
+            return f"{type(failure).__name__}: {failure}"[:300], None
 
     def _cut(self, replica: Replica) -> None:
         """A stream ended without its finish reason. Alone, the server may never send one: say so once. While other
