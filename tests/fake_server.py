@@ -169,6 +169,12 @@ class FakeServer:
             handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             handler.connection.close()
             return None
+        if behaviour == "bad-gzip":  # says gzip, is not: the client cannot decode the body
+            handler.send_response(200)
+            handler.send_header("Content-Encoding", "gzip")
+            handler.send_header("Content-Length", "8")
+            handler.end_headers()
+            return handler.wfile.write(b"not gzip")
         if behaviour == "malformed":
             data = b'{"choices": [{"te'
             handler.send_response(200)

@@ -38,7 +38,7 @@ def server():
         yield running
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "503", "reset", "malformed"])
+@pytest.mark.parametrize("fault", ["429", "500", "503", "reset", "malformed", "bad-gzip"])
 def test_transient_faults_are_retried_until_the_answer(server, fault: str) -> None:
     completion = complete(server, [fault, fault])
     assert classify(completion)[0] == "ok" and "1234567" in completion.text
