@@ -3,9 +3,11 @@ latency against length."""
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 from pathlib import Path
 
+from ruler.files import write_atomic
 from ruler.lengths import format_length
 from ruler.report.results import RunResults
 
@@ -29,14 +31,21 @@ def length_axis(axes, lengths: list[int]) -> None:
     axes.set_xlabel("context length (tokens)")
 
 
+def write_png(plt, figure, path: Path) -> Path:
+    """Render the figure, write it whole and close it (pyplot keeps every open one alive)."""
+    image = io.BytesIO()
+    figure.savefig(image, format="png")
+    plt.close(figure)
+    write_atomic(path, image.getvalue())
+    return path
+
+
 def save(plt, figure, axes, path: Path, legend_size: int = 8, **legend) -> Path:
     """Grid, legend and layout; write the PNG and close the figure (pyplot keeps every open one alive)."""
     axes.grid(alpha=0.3)
     axes.legend(fontsize=legend_size, **legend)
     figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return write_png(plt, figure, path)
 
 
 def accuracy_plot(results: RunResults, path: Path) -> Path:
@@ -94,9 +103,7 @@ def depth_heatmap(results: RunResults, path: Path) -> Path | None:
     axes.set_title("NIAH score by needle depth")
     figure.colorbar(image, ax=axes, label="score (%)")
     figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return write_png(plt, figure, path)
 
 
 def latency_plot(results: RunResults, path: Path) -> Path | None:

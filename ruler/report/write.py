@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from ruler.files import write_atomic
 from ruler.report import html, plots, tables
 from ruler.report.results import RunResults, load
 from ruler.report.telemetry import drift_warnings
@@ -15,9 +16,9 @@ from ruler.scoring.validity import VALIDITIES
 def write_report(results: RunResults, folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = {"results": folder / "results.json", "csv": folder / "summary.csv", "markdown": folder / "summary.md"}
-    written["results"].write_text(json.dumps(results.to_json(), indent=2) + "\n")
-    written["csv"].write_text(tables.summary_csv(results))
-    written["markdown"].write_text(tables.markdown(results))
+    write_atomic(written["results"], json.dumps(results.to_json(), indent=2) + "\n")
+    write_atomic(written["csv"], tables.summary_csv(results))
+    write_atomic(written["markdown"], tables.markdown(results))
     images = [plots.accuracy_plot(results, folder / "accuracy.png")]
     for extra in (plots.depth_heatmap(results, folder / "depth_heatmap.png"),
                   plots.latency_plot(results, folder / "latency.png")):
@@ -25,7 +26,7 @@ def write_report(results: RunResults, folder: Path) -> dict[str, Path]:
             images.append(extra)
     written.update({path.stem: path for path in images})
     written["html"] = folder / "report.html"
-    written["html"].write_text(html.render(results, images), encoding="utf-8")
+    write_atomic(written["html"], html.render(results, images))
     return written
 
 
