@@ -87,7 +87,7 @@ def test_streams_a_real_server_cuts_are_retried_one_at_a_time_and_match_unstream
     (`interrupt_requests`, on by default): those streams are retried, and the server then gets one at a time."""
     def answers(out: Path, *extra: str) -> dict[str, tuple[str, str]]:
         assert main(["run", "--model", "smollm2", "--base-url", llama_server, "--tokenizer", "smollm2", "--lengths",
-                     "1k", "--tasks", "niah_single_1", "--samples", "6", "--concurrency", "3", "--extra-body",
+                     "512", "--tasks", "niah_single_1", "--samples", "6", "--concurrency", "3", "--extra-body",
                      '{"repeat_penalty": 1.0}', "--out", str(out), *extra]) == 0  # 3 sent alone, 3 together
         return {r["id"]: (r["prediction"], r["finish_reason"]) for r in predictions(out)}
 
