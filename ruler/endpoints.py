@@ -60,6 +60,11 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
+def positive_int(value: Any) -> int | None:
+    """A count or size from a server's JSON: a positive integer (not a boolean), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def json_object(response: httpx.Response) -> dict[str, Any] | None:
     """The JSON object of a successful response, or None (an error status, not JSON, not an object)."""
     if response.status_code != 200:

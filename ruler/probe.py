@@ -169,7 +169,6 @@ async def probe(backend: Backend, tokenizer: Tokenizer, start: int, limit: int) 
 
 def _result(prober: _Prober, accepted: int, refused: _Outcome | None = None, cut: _Outcome | None = None,
             method: str = "bisection", stated: int | None = None) -> ProbeResult:
-    refused = refused if refused is not None and refused.refused else None
     return ProbeResult(accepted, refused.size if refused else None, prober.requests,
                        refused.reason if refused else None, stated or (refused.stated if refused else None),
                        cut.size if cut else None, cut.kept if cut else None, method,

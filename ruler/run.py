@@ -307,12 +307,13 @@ def _finish(options: RunOptions, root: Path, budget: Budget | None) -> int:
         _say(f"stopped before the spent cost would exceed --max-cost {budget.cap:g} (spent {budget.spent:.4f}); run "
              "again with a higher --max-cost to continue")
         return BUDGET_REACHED
-    path = root / "predictions.jsonl"
-    latest = latest_predictions(path)
-    errors = [p for p in latest.values() if p.validity == "error"]
+    latest: dict[str, dict] = {}
+    for record in read_jsonl(root / "predictions.jsonl"):  # each id's last word, in the order they were said
+        latest.pop(record["id"], None)
+        latest[record["id"]] = record
+    errors = [record["error"] for record in latest.values() if record["validity"] == "error"]
     if errors:
-        last = [r["error"] for r in read_jsonl(path) if r["validity"] == latest[r["id"]].validity == "error"]
-        _say(f"{len(errors)} request{'s' if len(errors) > 1 else ''} ended in error (last: {last[-1]}); run the same "
-             "command with --retry-errors to send them again")
+        _say(f"{len(errors)} request{'s' if len(errors) > 1 else ''} ended in error (last: {errors[-1]}); run the "
+             "same command with --retry-errors to send them again")
         return UNFINISHED
     return 0

@@ -143,8 +143,6 @@ async def predict(backend: Backend, samples: Iterable[Sample], request_for: Call
     try:
         await asyncio.wait([writing, sending], return_when=asyncio.FIRST_COMPLETED)
         if writing.done():  # the writer ends only when told to: it failed, so nothing more may be sent
-            sending.cancel()
-            await asyncio.gather(sending, return_exceptions=True)
             writing.result()
         await sending
     finally:

@@ -26,7 +26,7 @@ import httpx
 
 from ruler.backends.base import Backend, BackendOptions, Completion, Request, ServedContext
 from ruler.backends.served_context import served_context
-from ruler.endpoints import api_base, auth_headers, public_url, server_root
+from ruler.endpoints import api_base, auth_headers, positive_int, public_url, server_root
 from ruler.errors import RulerError
 from ruler.types import Prices
 
@@ -62,8 +62,7 @@ def _error(response: httpx.Response) -> tuple[str, dict[str, Any]]:
 def stated_window(message: str, error: dict[str, Any] | None = None) -> int | None:
     """The window a refusal states: llama-server's `n_ctx` field, else a number in one of STATED_WINDOW's
     phrasings."""
-    n_ctx = (error or {}).get("n_ctx")
-    if isinstance(n_ctx, int) and n_ctx > 0:
+    if n_ctx := positive_int((error or {}).get("n_ctx")):
         return n_ctx
     for pattern in STATED_WINDOW:
         if match := pattern.search(message):

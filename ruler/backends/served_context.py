@@ -19,7 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from ruler.backends.base import ServedContext
-from ruler.endpoints import json_object
+from ruler.endpoints import json_object, positive_int
 
 #: a model's entry in `/v1/models`
 Entry = dict[str, Any]
@@ -36,18 +36,14 @@ async def _json(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any)
     return json_object(response)
 
 
-def _positive(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
 async def _llama_server(client: httpx.AsyncClient, root: str, model: str, entry: Entry) -> ServedContext | None:
     props = await _json(client, "GET", f"{root}/props")
     settings = (props or {}).get("default_generation_settings")
-    served = _positive(settings.get("n_ctx")) if isinstance(settings, dict) else None
+    served = positive_int(settings.get("n_ctx")) if isinstance(settings, dict) else None
     if served is None:
         return None
-    slots = _positive(props.get("total_slots")) or 1
-    trained = _positive((entry.get("meta") or {}).get("n_ctx_train"))
+    slots = positive_int(props.get("total_slots")) or 1
+    trained = positive_int((entry.get("meta") or {}).get("n_ctx_train"))
     split = f", {slots} slots" if slots > 1 else ""
     fix = None
     if trained:
@@ -66,12 +62,12 @@ async def _ollama(client: httpx.AsyncClient, root: str, model: str, entry: Entry
         return None
     show = await _json(client, "POST", f"{root}/api/show", json={"model": model}) or {}
     info = show.get("model_info") or {}
-    trained = next((_positive(value) for key, value in info.items() if key.endswith(".context_length")), None)
+    trained = next((positive_int(value) for key, value in info.items() if key.endswith(".context_length")), None)
     served, source = _ollama_num_ctx(show), "Ollama /api/show: num_ctx"
     if served is None:
         running = (await _json(client, "GET", f"{root}/api/ps") or {}).get("models") or []
         loaded = [m for m in running if isinstance(m, dict) and model in (m.get("name"), m.get("model"))]
-        served = _positive(loaded[0].get("context_length")) if loaded else None
+        served = positive_int(loaded[0].get("context_length")) if loaded else None
         source = "Ollama /api/ps: context_length" if served else (
             "Ollama: num_ctx is not set, so the server's default applies (2,048 or 4,096 tokens, or "
             "OLLAMA_CONTEXT_LENGTH), and longer prompts lose their beginning")
@@ -84,7 +80,7 @@ async def _lm_studio(client: httpx.AsyncClient, root: str, model: str, entry: En
     found = await _json(client, "GET", f"{root}/api/v0/models/{quote(model, safe='')}")
     if not found or "max_context_length" not in found:
         return None
-    served, trained = _positive(found.get("loaded_context_length")), _positive(found.get("max_context_length"))
+    served, trained = positive_int(found.get("loaded_context_length")), positive_int(found.get("max_context_length"))
     fix = (f"load the model with a context length of {trained} (LM Studio's load settings, or lms load {model} "
            f"--context-length {trained})") if trained else None
     return ServedContext(served, trained, f"LM Studio /api/v0/models ({found.get('state', 'unknown state')})", fix)
@@ -94,9 +90,9 @@ def _from_listing(entry: Entry) -> ServedContext:
     """vLLM's `max_model_len`, OpenRouter's `context_length` ...: the window the endpoint serves."""
     for place in (entry, entry.get("top_provider") or {}):
         for name in LISTED_WINDOW:
-            if window := _positive(place.get(name)):
+            if window := positive_int(place.get(name)):
                 return ServedContext(window, None, f"/v1/models: {name}")
-    trained = _positive((entry.get("meta") or {}).get("n_ctx_train"))
+    trained = positive_int((entry.get("meta") or {}).get("n_ctx_train"))
     return ServedContext(None, trained, "/v1/models: meta.n_ctx_train" if trained else None)
 
 

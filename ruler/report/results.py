@@ -129,7 +129,6 @@ def load(root: Path, threshold: float = RULER_THRESHOLD, claimed: int | None = N
                              + ", ".join(f"{name} {count}" for name, count in counts.items()) + ")")
     claimed = claimed or run.get("claimed") or run.get("window")
     verdict = Verdict(claimed, accepted_length(scored), effective[0], lengths, run.get("probed_window"),
-                      {length: state for length, state in states.items() if state.state != "complete"},
-                      truncation.describe() if truncation else None)
+                      {length: state for length, state in states.items() if state.state != "complete"})
     return RunResults(manifest, scored, cells(scored), means, effective, verdict, tasks, lengths,
                       telemetry(predictions.values()), truncation)

@@ -247,8 +247,6 @@ class Verdict:
     probed: int | None = None
     #: lengths that are not complete, and why
     states: dict[int, LengthState] = field(default_factory=dict)
-    #: the server's silent cuts, when it made any
-    truncation: str | None = None
 
     def line(self) -> str:
         def name(length: int | None, missing: str) -> str:
