@@ -1,9 +1,9 @@
 """Files the toolkit writes whole, and folders one run at a time may write to.
 
-A whole file is written to a temporary file beside the target and renamed over it, so a reader (or a crash) sees
-the old file or the new one, never half of either; temporary names are unique per call, so threads and processes
-writing the same target at once do not trip over each other. A run folder is locked while a run uses it: the lock
-is the operating system's, released when the process ends, so a killed run leaves none behind.
+A whole file (or folder) is written to a temporary one beside the target and renamed over it, so a reader (or a
+crash) sees the old one or the new one, never half of either; temporary names are unique per call, so threads and
+processes writing the same target at once do not trip over each other. A run folder is locked while a run uses
+it: the lock is the operating system's, released when the process ends, so a killed run leaves none behind.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ruler.errors import RulerError
@@ -31,6 +32,22 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_folder_atomic(path: Path, fill: Callable[[Path], None]) -> None:
+    """Make the folder `path` whole in one rename: `fill` writes into a fresh temporary folder beside it. A writer
+    that finds `path` already made (another thread or process got there first) keeps that one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        fill(tmp)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if not path.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager

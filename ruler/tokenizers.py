@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from abc import ABC, abstractmethod
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ruler.errors import RulerError
+from ruler.files import write_folder_atomic
 
 #: tokenizer classes whose behaviour is all in tokenizer.json, so the `tokenizers` library alone reproduces them
 LIGHT_CLASSES = {"TokenizersBackend", "PreTrainedTokenizerFast"}
@@ -216,12 +216,7 @@ def _load_gguf(path: Path) -> Tokenizer:
     except ImportError:
         raise RulerError("GGUF tokenizers need the gguf extra: pip install 'ruler[gguf]'") from None
     tokenizer = _auto_tokenizer(str(path.parent), gguf_file=path.name)
-    tmp = converted.with_name(converted.name + f".tmp{os.getpid()}")
-    tokenizer.save_pretrained(tmp)
-    try:
-        os.replace(tmp, converted)
-    except OSError:  # another process converted it first
-        shutil.rmtree(tmp, ignore_errors=True)
+    write_folder_atomic(converted, tokenizer.save_pretrained)
     return _load_converted(converted, str(path))
 
 

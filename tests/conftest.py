@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import build_tiktoken, train_tokenizer
+from helpers import bpe_counter, build_tiktoken, llama_cpp_counter, tokenizers_counter, train_tokenizer
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -55,6 +55,16 @@ def tiktoken_tokenizer(tiktoken_encoding):
     from ruler.tokenizers import TiktokenTokenizer
 
     return TiktokenTokenizer(tiktoken_encoding, "tiktoken:test-words")
+
+
+@pytest.fixture(scope="session")
+def independent(smollm2, trained, tiktoken_tokenizer, trained_tokenizer_dir, tiktoken_encoding):
+    """For each test tokenizer, a count by an implementation ruler does not use, keyed by its fingerprint."""
+    from ruler.tokenizers import embedded_gguf
+
+    return {smollm2.fingerprint: llama_cpp_counter(embedded_gguf("smollm2")),
+            trained.fingerprint: tokenizers_counter(trained_tokenizer_dir),
+            tiktoken_tokenizer.fingerprint: bpe_counter(tiktoken_encoding)}
 
 
 @pytest.fixture(scope="session")

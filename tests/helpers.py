@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from generators.resources import DATA_DIR
+
+#: a token count by an implementation ruler does not use: (text, add the tokenizer's own BOS/EOS) -> tokens
+Counter = Callable[[str, bool], int]
 
 LLAMA_STYLE_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}<|start|>{{ m['role'] }}\n{{ m['content'] }}"
@@ -57,6 +61,36 @@ def build_tiktoken():
     pattern = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
     return tiktoken.Encoding("test-bpe", pat_str=pattern, mergeable_ranks=ranks,
                              special_tokens={"<|endoftext|>": len(ranks)})
+
+
+def llama_cpp_counter(gguf: Path) -> Counter:
+    """llama.cpp's own tokenizer (what llama-server counts with), read from the GGUF's vocabulary alone."""
+    from llama_cpp import Llama
+
+    model = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+    return lambda text, add_special: len(model.tokenize(text.encode(), add_bos=add_special, special=True))
+
+
+def tokenizers_counter(folder: Path) -> Counter:
+    """The folder's `tokenizer.json` read by the `tokenizers` library directly; its post-processor adds the BOS."""
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    return lambda text, add_special: len(backend.encode(text, add_special_tokens=add_special))
+
+
+def bpe_counter(encoding) -> Counter:
+    """A tiktoken encoding's ranks run by Hugging Face's BPE (merges rebuilt from the ranks) instead of tiktoken."""
+    from tokenizers import AddedToken
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    class FromRanks(TikTokenConverter):
+        def load_tiktoken_bpe(self, _url: str) -> dict[bytes, int]:
+            return encoding._mergeable_ranks
+
+    backend = FromRanks(pattern=encoding._pat_str).converted()
+    backend.add_special_tokens([AddedToken(token, special=True) for token in encoding._special_tokens])
+    return lambda text, add_special: len(backend.encode(text, add_special_tokens=add_special))
 
 
 def word_lists() -> list[str]:

@@ -69,7 +69,11 @@ def test_max_cost_stops_cleanly_and_the_same_command_resumes(trained_tokenizer_d
                          "--max-cost", str(full / 2))) == 3
         assert "--max-cost" in capsys.readouterr().err
         first = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+        prompts = {s["id"]: s["prompt_tokens"] for s in samples(out)}
+        spent = 1000 * sum(prompts[p["id"]] for p in first) / 1e6
+        unsent = [tokens for id_, tokens in prompts.items() if id_ not in {p["id"] for p in first}]
         assert 1 <= len(first) < 6
+        assert spent <= full / 2 < spent + 1000 * max(unsent) / 1e6
         assert main(args("run", server, trained_tokenizer_dir, out, "--price-in", "1000", "--price-out", "0",
                          "--max-cost", str(full * 1.01))) == 0
     ids = [json.loads(line)["id"] for line in (out / "predictions.jsonl").read_text().splitlines()]

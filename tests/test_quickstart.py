@@ -10,10 +10,14 @@ from pathlib import Path
 import pytest
 
 from ruler.cli import main
-from ruler.scoring.metrics import score
 from ruler.scoring.validity import SCORED
 
 QUICKSTART = ["--tasks", "niah_single_1,niah_multikey_1", "--lengths", "1k,16k", "--samples", "2"]
+
+
+def string_match_all(prediction: str, references: list[str]) -> float:
+    """RULER's NIAH metric as its paper defines it, written out here rather than taken from ruler."""
+    return sum(reference.lower() in prediction.lower() for reference in references) / len(references)
 
 
 def lines(path: Path) -> list[dict]:
@@ -54,7 +58,7 @@ def test_the_report_scores_are_the_answers_scores(runs, backend: str, capsys) ->
     samples = {s["id"]: s for s in lines(runs[backend] / "samples.jsonl")}
     results = json.loads((runs[backend] / "report" / "results.json").read_text())
     for cell in (c for c in results["cells"] if c["length"] == 1024):
-        scores = [score(samples[p["id"]]["metric"], p["prediction"], samples[p["id"]]["references"])
+        scores = [string_match_all(p["prediction"], samples[p["id"]]["references"])
                   for p in lines(runs[backend] / "predictions.jsonl") if p["task"] == cell["task"]
                   and p["length"] == 1024]
         assert cell["n"] == 2 and cell["score"] == pytest.approx(100 * sum(scores) / len(scores), abs=0.01)

@@ -1,5 +1,5 @@
-"""Several `--base-url` values are replicas of one model: requests go to the least busy one, and a replica that
-goes down mid-run costs retries, not the run."""
+"""Several `--base-url` values are replicas of one model: requests go to the least busy one (ties to the one sent
+the fewest), and a replica that goes down mid-run costs retries, not the run."""
 
 from __future__ import annotations
 
@@ -21,13 +21,21 @@ def journal(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
 
 
-def test_requests_spread_over_replicas(trained_tokenizer_dir, tmp_path) -> None:
-    with FakeServer(delay=0.05) as first, FakeServer(delay=0.05) as second:
-        assert run([first.url, second.url], trained_tokenizer_dir, tmp_path / "run", "--concurrency", "4") == 0
-        sent = (len(first.received), len(second.received))
-    assert sum(sent) == 8 and min(sent) >= 3
+def test_requests_sent_one_at_a_time_take_turns(trained_tokenizer_dir, tmp_path) -> None:
+    with FakeServer() as first, FakeServer() as second:
+        assert run([first.url, second.url], trained_tokenizer_dir, tmp_path / "run", "--concurrency", "1") == 0
+        assert (len(first.received), len(second.received)) == (4, 4)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["run"]["replicas"] == [first.url, second.url]
+
+
+def test_a_busy_replica_is_passed_over_while_another_is_free(trained_tokenizer_dir, tmp_path) -> None:
+    """The three requests sent alone take turns (busy, free, busy); the busy replica then holds its next request
+    for 5 s, and the free one answers the remaining four meanwhile."""
+    with FakeServer() as busy, FakeServer() as free:
+        busy.script.extend(["ok", "ok", "slow"])
+        assert run([busy.url, free.url], trained_tokenizer_dir, tmp_path / "run", "--concurrency", "2") == 0
+        assert (len(busy.received), len(free.received)) == (3, 5)
 
 
 def test_a_replica_going_down_mid_run_does_not_stop_it(trained_tokenizer_dir, tmp_path) -> None:

@@ -165,7 +165,8 @@ def test_kill_9_at_any_point_loses_nothing_finished(trained_tokenizer_dir, tmp_p
                                                    path.read_bytes().count(b"\n") < stop_after):
                 time.sleep(0.02)
             process.send_signal(signal.SIGKILL)
-            process.wait()
+            assert process.wait() == -signal.SIGKILL  # the kill landed mid-run, not after it ended
+            assert stop_after <= path.read_bytes().count(b"\n") < 10
         assert subprocess.run(args, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}).returncode == 0
     ids = Counter(record["id"] for record in journal(out))
     assert len(ids) == 10 and set(ids.values()) == {1}

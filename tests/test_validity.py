@@ -4,6 +4,8 @@ documents included, the frequency tasks' answers truly the most frequent; needle
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections import Counter
 
 import pytest
 
@@ -104,7 +106,21 @@ def test_word_lists_hold_single_words_only(workspace) -> None:
 
 @pytest.mark.parametrize("index", range(6))
 def test_cwe_lists_keep_common_words_most_frequent(workspace, index: int) -> None:
-    workspace.builder.build(workspace.registry.tasks["cwe"], 32768, index)
+    """Counted off the prompt's last list (the one asked about), not by the generator's own check."""
+    sample, text = workspace.builder.build(workspace.registry.tasks["cwe"], 32768, index)
+    listed = text.rsplit("appear most often.\n", 1)[1].rsplit("\nQuestion:", 1)[0]
+    counts = Counter(re.findall(r"\d+\. (\S+)", listed))
+    assert sample.draw == 0 and len(sample.references) == 10
+    assert min(counts[word] for word in sample.references) > max(
+        count for word, count in counts.items() if word not in sample.references)
+
+
+def test_draws_are_rarely_replaced(workspace) -> None:
+    """Up to five draws per sample could hide a generator that usually breaks its invariants: at most one
+    replaced draw in 52 samples (4 of every task)."""
+    replaced = [name for name in workspace.registry.suites["ruler13"] for index in range(4)
+                if workspace.builder.build(workspace.registry.tasks[name], 4096, index)[0].draw > 0]
+    assert len(replaced) <= 1, replaced
 
 
 def test_a_draw_that_breaks_an_invariant_is_replaced_deterministically(smollm2, monkeypatch) -> None:
