@@ -288,7 +288,10 @@ def compare(first: Path, second: Path, show: int) -> None:
     from ruler.report.compare import comparison_text
     from ruler.report.results import load
 
-    click.echo(comparison_text(load(first), load(second), show))
+    text, compared = comparison_text(load(first), load(second), show)
+    click.echo(text)
+    if not compared:
+        raise click.exceptions.Exit(1)
 
 
 @cli.command(name="tasks")

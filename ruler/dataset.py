@@ -65,7 +65,8 @@ class DatasetFolder:
         try:
             return json.loads(self.manifest_path.read_text())
         except json.JSONDecodeError:
-            raise RulerError(f"{self.manifest_path} is not valid JSON") from None
+            raise RulerError(f"{self.manifest_path} is not valid JSON (ruler writes it whole, so something else "
+                             "damaged it): restore it from a copy, or use another --out") from None
 
     def samples(self) -> dict[str, Sample]:
         return {record["id"]: Sample.from_json(record) for record in read_jsonl(self.samples_path)}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
 
@@ -25,9 +25,18 @@ def api_key_from_env(name: str | None) -> str | None:
 
 
 def api_base(url: str) -> str:
-    """`http://host:8000`, `http://host:8000/` and `http://host:8000/v1` all mean the `/v1` API root."""
-    url = url.rstrip("/")
-    return url if url.endswith("/v1") else url + "/v1"
+    """`http://host:8000`, `http://host:8000/` and `http://host:8000/v1` all mean the `/v1` API root. A query
+    string (Azure's `?api-version=`) is kept apart, for every request: see `query_params`."""
+    if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", url):
+        raise RulerError(f"--base-url {public_url(url)} has no scheme: write http://{public_url(url)} (or https://)")
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    return urlunsplit((parts.scheme, parts.netloc, path if path.endswith("/v1") else path + "/v1", "", ""))
+
+
+def query_params(url: str) -> dict[str, str]:
+    """The query values of a base URL, sent with every request to it."""
+    return dict(parse_qsl(urlsplit(url).query))
 
 
 def server_root(url: str) -> str:
@@ -37,10 +46,10 @@ def server_root(url: str) -> str:
 
 def public_url(url: str) -> str:
     """The URL without credentials or query string, fit for a manifest."""
-    parts = urlsplit(url)
+    parts = urlsplit(url if "://" in url else "//" + url)
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")).removeprefix("//")
 
 
 #: what may carry a secret in text the toolkit writes or prints: a URL's user info, query values, and key-like words

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from ruler.endpoints import auth_headers, json_object, public_url, server_root
+from ruler.endpoints import auth_headers, json_object, public_url, query_params, server_root
 from ruler.errors import RulerError
 from ruler.tokenizers import Tokenizer
 
@@ -56,7 +56,7 @@ class ServerTokenizer(Tokenizer):
         """The first endpoint shape the server answers; a one-line error when it has none."""
         root = server_root(base_url)
         headers = auth_headers(api_key)
-        client = httpx.Client(base_url=root, headers=headers, timeout=timeout)
+        client = httpx.Client(base_url=root, params=query_params(base_url), headers=headers, timeout=timeout)
         for path, shape in SHAPES:
             try:
                 response = client.post(path, json=shape("hello world", model))

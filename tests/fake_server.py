@@ -92,9 +92,10 @@ class FakeServer:
                 pass
 
             def do_GET(self) -> None:
-                if f"GET {self.path}" in server.routes:
-                    return self._json(200, server.routes[f"GET {self.path}"])
-                if self.path != "/v1/models":
+                path = self.path.partition("?")[0]
+                if f"GET {path}" in server.routes:
+                    return self._json(200, server.routes[f"GET {path}"])
+                if path != "/v1/models":
                     return self._json(404, {"error": {"message": "not found"}})
                 entries = []
                 for model in server.models:
@@ -108,12 +109,14 @@ class FakeServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if f"POST {self.path}" in server.routes:
-                    return self._json(200, server.routes[f"POST {self.path}"])
-                if self.path not in ("/v1/completions", "/v1/chat/completions"):
+                path, _, query = self.path.partition("?")
+                if f"POST {path}" in server.routes:
+                    return self._json(200, server.routes[f"POST {path}"])
+                if path not in ("/v1/completions", "/v1/chat/completions"):
                     return self._json(404, {"error": {"message": "not found"}})
                 with server.lock:
-                    server.received.append({"path": self.path, **body})
+                    server.received.append({"path": path, "query": query,
+                                            "authorization": self.headers.get("Authorization"), **body})
                     behaviour = server.script.popleft() if server.script else "ok"
                 with server.serial:
                     server.act(self, behaviour, body)

@@ -5,6 +5,7 @@ settings that change a request are pinned on resume."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import errno
 import json
 import os
@@ -136,14 +137,30 @@ def test_settings_that_change_requests_are_pinned_on_resume(trained_tokenizer_di
     assert f"different {what}" in capsys.readouterr().err
 
 
-def test_credentials_in_the_command_line_are_never_written(trained_tokenizer_dir, tmp_path):
+def test_credentials_in_the_base_url_are_used_and_never_written(trained_tokenizer_dir, tmp_path, monkeypatch):
+    """User info becomes Basic auth and query values go with every request (Azure's `?api-version=`), as the
+    user meant; neither, nor the API key, reaches the run folder."""
     out = tmp_path / "run"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-key-0000")
     with FakeServer() as server:
-        secret_url = server.url.replace("http://", "http://someone:hunter2pass@")
-        assert main(args(server, trained_tokenizer_dir, out, samples="1")[:4] + [secret_url] +
-                    args(server, trained_tokenizer_dir, out, samples="1")[5:]) == 0
+        secret_url = server.url.replace("http://", "http://someone:hunter2pass@") + "?key=query-secret"
+        command = args(server, trained_tokenizer_dir, out, samples="1")
+        command[command.index(server.url)] = secret_url
+        assert main(command) == 0
+    basic = "Basic " + base64.b64encode(b"someone:hunter2pass").decode()
+    assert {(sent["query"], sent["authorization"]) for sent in server.received} == {("key=query-secret", basic)}
     written = "".join(path.read_text(errors="replace") for path in out.rglob("*") if path.is_file())
-    assert "hunter2pass" not in written and "someone" not in written
+    assert not [secret for secret in ("hunter2pass", "someone", "query-secret", "sk-test-secret") if secret in written]
+
+
+def test_a_base_url_without_a_scheme_says_so(trained_tokenizer_dir, tmp_path, capsys):
+    with FakeServer() as server:
+        command = args(server, trained_tokenizer_dir, tmp_path / "run", samples="1")
+        command[command.index(server.url)] = server.url.removeprefix("http://")
+        assert main(command) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"ruler: error: --base-url {server.url.removeprefix('http://')} has no scheme: write {server.url} "
+        "(or https://)")
 
 
 def test_a_damaged_journal_line_is_one_line_naming_it(trained_tokenizer_dir, tmp_path, capsys):
@@ -191,3 +208,21 @@ def test_a_finished_run_resumes_on_a_cold_cache(trained_tokenizer_dir, tmp_path,
         monkeypatch.setenv("RULER_CACHE_DIR", str(tmp_path / "cold-cache"))
         assert main(args(server, trained_tokenizer_dir, out, "--retry-errors", "--concurrency", "4")) == 0
     assert {r["validity"] for r in journal(out)[-8:]} == {"ok"}
+
+
+@pytest.mark.parametrize("damaged,message", [("manifest.json", "manifest.json is not valid JSON"),
+                                             ("probes.json", "probes.json is damaged; delete it")])
+def test_damaged_state_is_one_line_naming_the_file(trained_tokenizer_dir, tmp_path, capsys, monkeypatch, damaged,
+                                                   message):
+    """A file cut in half (a copy interrupted, an editor): the run names it and what to do, exit 2. The server
+    does not say its window, so the run reads the probes kept."""
+    out = tmp_path / "run"
+    monkeypatch.setenv("RULER_CACHE_DIR", str(tmp_path / "cache"))
+    with FakeServer(window=None) as server:
+        assert main(args(server, trained_tokenizer_dir, out, samples="1")) == 0
+        path = out / "manifest.json" if damaged == "manifest.json" else tmp_path / "cache" / "probes.json"
+        path.write_text('{"runs": {"a": [1, 2')
+        capsys.readouterr()
+        assert main(args(server, trained_tokenizer_dir, out, samples="1")) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ruler: error")]
+    assert len(errors) == 1 and message in errors[0]

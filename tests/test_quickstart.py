@@ -68,7 +68,7 @@ def test_the_report_scores_are_the_answers_scores(runs, backend: str, capsys) ->
 def test_compare_pairs_the_two_backends_on_the_same_prompts(runs, capsys) -> None:
     assert main(["compare", str(runs["hf"]), str(runs["llamacpp"]), "--show", "4"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[:2] == ["A = smollm2 (hf)", "B = smollm2 (openai)"]
+    assert printed[:2] == ["A = hf (backend hf)", "B = llamacpp (backend openai)"]
     row = next(line.split() for line in printed if line.strip().startswith("1k"))
     assert row[1] == "4"
     assert any(line.startswith("agreement ") and " of 4 answers" in line for line in printed)

@@ -134,7 +134,7 @@ def worse_run(trained_tokenizer_dir, stored_run) -> Path:
 def test_compare_pairs_the_same_prompts_and_tests_the_difference(stored_run, worse_run, capsys) -> None:
     assert main(["compare", str(stored_run), str(worse_run)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "A = fake (openai)" and lines[1] == "B = fake-2 (openai)"
+    assert lines[:2] == ["A = run (model fake)", "B = worse (model fake-2)"]
     four_k = next(line for line in lines if line.strip().startswith("4k")).split()
     pairs, first, second, diff = int(four_k[1]), float(four_k[2]), float(four_k[3]), float(four_k[4])
     assert pairs == 4 and first == 100.0 and second < 100.0 and diff == pytest.approx(second - first, abs=0.11)
@@ -157,6 +157,19 @@ def test_compare_shows_the_answers_that_differ(stored_run, worse_run, capsys) ->
     assert len(shown) == 2
     first = shown[0]
     assert lines[first + 1].split()[:2] == ["A", "100.0"] and lines[first + 2].split()[:2] == ["B", "0.0"]
+
+
+def test_compare_of_runs_sharing_no_prompt_says_why_and_fails(trained_tokenizer_dir, stored_run, capsys) -> None:
+    chat = stored_run.parent / "chat"
+    with FakeServer() as server:
+        assert main(["run", "--model", "fake", "--base-url", server.url, "--tokenizer", str(trained_tokenizer_dir),
+                     "--lengths", "4k", "--tasks", "niah_single_1", "--samples", "2", "--mode", "chat",
+                     "--out", str(chat)]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(stored_run), str(chat)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "A = run (mode prefill)", "B = chat (mode chat)",
+        "nothing to compare: the runs share no prompt (prefill and chat mode build different prompts)"]
 
 
 def test_plot_overlays_runs(stored_run, worse_run, tmp_path, capsys) -> None:

@@ -26,7 +26,7 @@ import httpx
 
 from ruler.backends.base import Backend, BackendOptions, Completion, Request, ServedContext
 from ruler.backends.served_context import served_context
-from ruler.endpoints import api_base, auth_headers, positive_int, public_url, server_root
+from ruler.endpoints import api_base, auth_headers, positive_int, public_url, query_params, server_root
 from ruler.errors import RulerError
 from ruler.types import Prices
 
@@ -182,7 +182,8 @@ class Replica:
         # httpcore's pool scans every connection for every waiting request: at high concurrency that costs more
         # CPU than the requests, so connections are spread over small pools.
         self.clients = [httpx.AsyncClient(
-            base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
+            base_url=self.url, params=query_params(url), headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
             limits=httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE))
             for _ in range(-(-concurrency // POOL_SIZE))]
         self._next = itertools.cycle(self.clients)

@@ -6,6 +6,7 @@ that is the check that catches a backend with a wrong RoPE scaling, a short max_
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,9 +24,42 @@ from ruler.scoring.stats import BOOTSTRAP
 SIGNIFICANCE = 0.05
 
 
-def label(results: RunResults) -> str:
-    run = results.manifest.get("run", {})
-    return f"{run.get('model', '?')} ({run.get('backend', '?')})"
+def settings(results: RunResults) -> dict[str, str]:
+    """What of a run's set-up can make its answers differ from another's, as people name it."""
+    manifest, run = results.manifest, results.manifest.get("run") or {}
+    return {"model": str(run.get("model")), "backend": str(run.get("backend")), "mode": str(manifest.get("mode")),
+            "stream": "on" if run.get("stream") else "off", "tokenizer": str(manifest.get("tokenizer")),
+            "chat template": str(manifest.get("chat_template")),
+            "extra body": json.dumps(run.get("extra_body") or {}, sort_keys=True), "seed": str(manifest.get("seed"))}
+
+
+def labels(runs: list[RunResults]) -> list[str]:
+    """Each run by its folder (with its parent where two share a name), then the settings that differ."""
+    folders = [results.folder or Path("?") for results in runs]
+    names = [folder.name for folder in folders]
+    if len(set(names)) < len(names):
+        names = [f"{folder.parent.name}/{folder.name}" for folder in folders]
+    table = [settings(results) for results in runs]
+    differing = [key for key in table[0] if len({row[key] for row in table}) > 1]
+    return [name + (" (" + ", ".join(f"{key} {row[key]}" for key in differing) + ")" if differing else "")
+            for name, row in zip(names, table)]
+
+
+def unpaired_reason(first: RunResults, second: RunResults) -> str:
+    """Why two runs share no prompt: what builds their prompts differently."""
+    if not set(first.lengths) & set(second.lengths):
+        return "they share no length"
+    if not set(first.tasks) & set(second.tasks):
+        return "they share no task"
+    a, b = first.manifest, second.manifest
+    reasons = {"mode": "prefill and chat mode build different prompts",
+               "tokenizer_fingerprint": "their tokenizers count (and so cut) prompts differently",
+               "chat_template_sha256": "their chat templates differ", "seed": "their seeds draw different samples"}
+    found = [reason for key, reason in reasons.items() if a.get(key) != b.get(key)]
+    shared = set(first.tasks) & set(second.tasks)
+    if any((a.get("tasks") or {}).get(task) != (b.get("tasks") or {}).get(task) for task in shared):
+        found.append("their task definitions differ")
+    return "; ".join(found) or "their samples differ"
 
 
 def overlay_plot(runs: list[RunResults], path: Path) -> Path:
@@ -34,16 +68,17 @@ def overlay_plot(runs: list[RunResults], path: Path) -> Path:
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(9, 5.5), dpi=110)
     lengths = sorted({m.length for results in runs for m in results.means})
-    for results in runs:
+    for results, name in zip(runs, labels(runs)):
         means = results.means
         line, = axes.plot([m.length for m in means], [m.mean for m in means], marker="o", linewidth=2,
-                          label=label(results))
+                          label=name)
         axes.fill_between([m.length for m in means], [m.low for m in means], [m.high for m in means],
                           color=line.get_color(), alpha=0.15)
     axes.axhline(runs[0].effective[0].bar, color="tab:red", linestyle="--", linewidth=1, label="threshold")
     length_axis(axes, lengths)
     axes.set_ylim(-2, 102)
     axes.set_ylabel("mean score over tasks (%)")
+    axes.set_title("Mean score over tasks against context length, by run")
     return save(plt, figure, axes, path)
 
 
@@ -155,12 +190,17 @@ def _shown(pairs: list[Pair], show: int, width: int = 60) -> list[str]:
     return lines
 
 
-def comparison_text(first: RunResults, second: RunResults, show: int = 0) -> str:
+def comparison_text(first: RunResults, second: RunResults, show: int = 0) -> tuple[str, bool]:
+    """The comparison for people, and whether the runs shared any prompt to compare on."""
     pairs, mismatched = pair_up(first, second)
     differences = paired_differences(pairs)
-    lines = [f"A = {label(first)}", f"B = {label(second)}",
-             f"{'length':>8} {'pairs':>6} {'A':>6} {'B':>6} {'B-A':>7} {'95% interval':>16} {'p':>7} {'agree':>6} "
-             f"{'unscored A/B':>13}"]
+    names = labels([first, second])
+    lines = [f"A = {names[0]}", f"B = {names[1]}"]
+    if not pairs:
+        return "\n".join(lines + [f"nothing to compare: the runs share no prompt ({unpaired_reason(first, second)})"]
+                         ), False
+    lines.append(f"{'length':>8} {'pairs':>6} {'A':>6} {'B':>6} {'B-A':>7} {'95% interval':>16} {'p':>7} "
+                 f"{'agree':>6} {'unscored A/B':>13}")
     for d in differences:
         lines.append(f"{format_length(d.length):>8} {d.pairs:>6} {d.first:>6.1f} {d.second:>6.1f} {d.diff:>+7.1f} "
                      f"{f'[{d.low:+.1f}, {d.high:+.1f}]':>16} {d.p_value:>7.3f} {d.agreement:>6.0%} "
@@ -168,7 +208,4 @@ def comparison_text(first: RunResults, second: RunResults, show: int = 0) -> str
     if mismatched:
         lines.append(f"{mismatched} samples share an id but not a prompt (another tokenizer, template or seed): "
                      "not compared")
-    if not pairs:
-        lines.append("no paired samples: the runs share no prompt (same tokenizer, template, tasks and seed?)")
-        return "\n".join(lines)
-    return "\n".join(lines + _conclusion(differences, pairs) + _shown(pairs, show))
+    return "\n".join(lines + _conclusion(differences, pairs) + _shown(pairs, show)), True

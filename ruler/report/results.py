@@ -47,6 +47,8 @@ class RunResults:
     lengths: list[int]
     telemetry: list[LengthTelemetry] = field(default_factory=list)
     truncation: Truncation | None = None
+    #: the run folder it was read from
+    folder: Path | None = None
 
     @property
     def wavg(self) -> tuple[float, float] | None:
@@ -131,4 +133,4 @@ def load(root: Path, threshold: float = RULER_THRESHOLD, claimed: int | None = N
     verdict = Verdict(claimed, accepted_length(scored), effective[0], lengths, run.get("probed_window"),
                       {length: state for length, state in states.items() if state.state != "complete"})
     return RunResults(manifest, scored, cells(scored), means, effective, verdict, tasks, lengths,
-                      telemetry(predictions.values()), truncation)
+                      telemetry(predictions.values()), truncation, root)
