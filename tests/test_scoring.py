@@ -125,6 +125,14 @@ def test_nolima_rule_is_relative_to_the_models_own_short_score() -> None:
     assert nolima_rule.bar == pytest.approx(51.0) and nolima_rule.length == 8192
 
 
+def test_relative_rule_is_undefined_when_the_short_score_is_near_zero() -> None:
+    """SmolLM2 scoring 8 at 1k: 85% of 8 is a bar any noise clears, which printed >=2k beside RULER's <1k."""
+    ruler_rule, relative = effective_lengths(means(8, 9, 2, half_width=4.0))
+    assert ruler_rule.describe([4096, 8192, 16384]) == "<4k" and relative.length is None
+    assert relative.describe([4096, 8192, 16384]) == (
+        "undefined (the 4k score 8.0 is under 50, too low to measure a decline from)")
+
+
 def test_exact_set_precision_exposes_candidate_dumping() -> None:
     from ruler.scoring.metrics import exact_set_precision
 

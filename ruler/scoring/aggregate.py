@@ -73,12 +73,17 @@ class EffectiveLength:
     incomplete: int | None = None
     #: the first length that fails even at the top of its interval (a failure for certain)
     ruled_out: int | None = None
+    #: why the rule gives no length at all (a relative bar over a base score too low to decline from)
+    undefined: str | None = None
 
     @property
     def decided(self) -> bool:
         return self.lowest == self.length == self.highest
 
     def describe(self, lengths: list[int]) -> str:
+        if self.undefined:
+            return f"undefined ({self.undefined})"
+
         def name(length: int | None) -> str:
             if length is None:
                 return f"<{format_length(lengths[0])}"
@@ -221,6 +226,11 @@ def effective_length(means: list[LengthMean], bar: float, rule: str,
     return EffectiveLength(rule, bar, length, lowest, highest, first_failing, incomplete, ruled_out)
 
 
+#: under this mean at the shortest length, a fraction of it lies in the noise of a model that mostly fails:
+#: the relative rule is then undefined rather than a length that contradicts RULER's
+RELATIVE_FLOOR = 50.0
+
+
 def effective_lengths(means: list[LengthMean], threshold: float = RULER_THRESHOLD, fraction: float = 0.85,
                       states: dict[int, LengthState] | None = None) -> list[EffectiveLength]:
     """RULER's rule (a fixed bar) and NoLiMa's (a fraction of the model's own score at its shortest complete
@@ -232,8 +242,13 @@ def effective_lengths(means: list[LengthMean], threshold: float = RULER_THRESHOL
     complete = [m for m in means if states is None or m.length not in states or states[m.length].state == "complete"]
     if complete:
         base = complete[0]
-        rules.append(effective_length(means, fraction * base.mean,
-                                      f"mean >= {fraction:.0%} of the {format_length(base.length)} score", states))
+        rule = f"mean >= {fraction:.0%} of the {format_length(base.length)} score"
+        if base.mean < RELATIVE_FLOOR:
+            rules.append(EffectiveLength(rule, fraction * base.mean, None, None, None, None, undefined=(
+                f"the {format_length(base.length)} score {base.mean:.1f} is under {RELATIVE_FLOOR:g}, too low to "
+                "measure a decline from")))
+        else:
+            rules.append(effective_length(means, fraction * base.mean, rule, states))
     return rules
 
 
