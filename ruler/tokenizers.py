@@ -19,6 +19,7 @@ import numpy as np
 
 from ruler.errors import RulerError
 from ruler.files import write_folder_atomic
+from ruler.hub import cached_or_hub
 
 #: tokenizer classes whose behaviour is all in tokenizer.json, so the `tokenizers` library alone reproduces them
 LIGHT_CLASSES = {"TokenizersBackend", "PreTrainedTokenizerFast"}
@@ -184,8 +185,8 @@ def load_tokenizer(spec: str) -> Tokenizer:
     if spec.lower().endswith(".gguf"):
         return _load_gguf(Path(spec), spec)
     folder = Path(spec)
-    return (HFTokenizer.from_folder(folder, spec) if folder.is_dir() else None) or \
-        HFTokenizer.from_transformers(_auto_tokenizer(spec), spec)
+    return (HFTokenizer.from_folder(folder, spec) if folder.is_dir() else None) or HFTokenizer.from_transformers(
+        cached_or_hub(lambda local: _auto_tokenizer(spec, local_files_only=local), spec, "tokenizer"), spec)
 
 
 def _load_tiktoken(name: str) -> Tokenizer:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -81,10 +82,21 @@ def test_the_html_is_self_contained_and_holds_every_sample(stored_run) -> None:
     page.feed((stored_run / "report" / "report.html").read_text())
     assert page.verdict.startswith("claimed 128k")
     assert len(page.images) == 3 and all(src.startswith("data:image/png;base64,") for src in page.images)
-    assert page.tables == 3
+    assert page.tables == 4
     rows = json.loads(page.data)
-    assert len(rows) == 12 and {"task", "length", "depth", "validity", "score", "references", "prediction",
-                                "sha"} <= set(rows[0])
+    assert len(rows) == 12 and {"task", "length", "depth", "validity", "finish", "score", "references",
+                                "prediction", "sha"} <= set(rows[0])
+    assert {row["finish"] for row in rows if row["validity"] == "ok"} == {"stop"}
+
+
+def test_the_html_says_each_lengths_state_and_its_answers_by_validity(stored_run) -> None:
+    main(["report", str(stored_run)])
+    page = (stored_run / "report" / "report.html").read_text()
+    lengths = page.split('<div id="lengths">', 1)[1].split("</div>", 1)[0]
+    cells = [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row) for row in re.findall(r"<tr>(.*?)</tr>", lengths)]
+    assert cells[0] == ["length", "state", "ok", "overflow", "error"]
+    assert cells[1:] == [["4k", "unserved: 1 overflow", "4", "1", "1"], ["8k", "complete", "6", "0", "0"]]
+    assert "wAvg inc" in page and "RULER&#x27;s averages over lengths" in page and "not measured in this run" in page
     assert "http://" not in (stored_run / "report" / "report.html").read_text().split("<script type")[0]
 
 

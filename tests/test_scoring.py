@@ -133,6 +133,16 @@ def test_relative_rule_is_undefined_when_the_short_score_is_near_zero() -> None:
         "undefined (the 4k score 8.0 is under 50, too low to measure a decline from)")
 
 
+def test_samples_to_decide_is_the_first_count_whose_interval_clears_the_bar() -> None:
+    from ruler.scoring.stats import samples_to_decide, wilson
+
+    needed = samples_to_decide(100.0, 2, 1, 85.6)
+    assert wilson(needed, needed)[0] >= 0.856 > wilson(needed - 1, needed - 1)[0]
+    pooled = 4 * samples_to_decide(60.0, 10, 4, 85.6)
+    assert wilson(0.6 * pooled, pooled)[1] < 0.856
+    assert samples_to_decide(85.6, 10, 4, 85.6) is None
+
+
 def test_exact_set_precision_exposes_candidate_dumping() -> None:
     from ruler.scoring.metrics import exact_set_precision
 

@@ -67,3 +67,22 @@ def test_unloadable_tokenizers_are_one_line_errors(spec: str) -> None:
     with pytest.raises(RulerError) as error:
         load_tokenizer(spec)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_a_hub_tokenizer_without_the_hub_is_one_line_at_once(monkeypatch, offline: bool) -> None:
+    """Not in the cache, and the hub unreachable (HF_ENDPOINT on a closed loopback port) or switched off: no
+    retries, one line."""
+    from conftest import free_port
+
+    if offline:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(RulerError) as error:
+        load_tokenizer("someone/no-such-tokenizer")
+    said = str(error.value)
+    assert "\n" not in said and said.startswith("cannot load tokenizer 'someone/no-such-tokenizer': it is not in "
+                                                "the local cache and ")
+    assert ("HF_HUB_OFFLINE is set" if offline else "cannot be reached (ConnectError)") in said

@@ -18,6 +18,7 @@ from typing import Any
 from ruler.backends.base import Backend, BackendOptions, Completion, Request, ServedContext
 from ruler.chat_template import render_chat
 from ruler.errors import RulerError
+from ruler.hub import cached_or_hub
 from ruler.tokenizers import EMBEDDED, embedded_gguf
 
 
@@ -74,9 +75,15 @@ class TransformersBackend(Backend):
             raise RulerError(f"unknown dtype {options.dtype!r}: use {', '.join(dtypes)}")
         dtype = dtypes[options.dtype] if options.dtype else (torch.bfloat16 if device.startswith("cuda")
                                                              else torch.float32)
+        def load(local: bool) -> tuple[Any, Any]:
+            return (AutoTokenizer.from_pretrained(source, local_files_only=local, **extra),
+                    AutoModelForCausalLM.from_pretrained(source, dtype=dtype, local_files_only=local, **extra))
+
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-            loaded = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **extra).to(device).eval()
+            tokenizer, loaded = cached_or_hub(load, source, "model")
+            loaded = loaded.to(device).eval()
+        except RulerError:
+            raise
         except Exception as error:  # transformers raises OSError, ValueError ... for unloadable models
             raise RulerError(f"cannot load model {model!r}: {str(error).strip().splitlines()[0]}") from None
         tokenizer.padding_side = "left"

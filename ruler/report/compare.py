@@ -6,6 +6,7 @@ that is the check that catches a backend with a wrong RoPE scaling, a short max_
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections import defaultdict
@@ -63,18 +64,18 @@ def unpaired_reason(first: RunResults, second: RunResults) -> str:
 
 
 def overlay_plot(runs: list[RunResults], path: Path) -> Path:
-    from ruler.report.plots import length_axis, pyplot, save
+    from ruler.report.plots import PALETTE, length_axis, pyplot, save
 
     plt = pyplot()
-    figure, axes = plt.subplots(figsize=(9, 5.5), dpi=110)
+    figure, axes = plt.subplots(figsize=(9, 5.5), dpi=110, layout="constrained")
     lengths = sorted({m.length for results in runs for m in results.means})
-    for results, name in zip(runs, labels(runs)):
+    for results, name, colour in zip(runs, labels(runs), itertools.cycle(PALETTE[1:])):
         means = results.means
         line, = axes.plot([m.length for m in means], [m.mean for m in means], marker="o", linewidth=2,
-                          label=name)
+                          color=colour, label=name)
         axes.fill_between([m.length for m in means], [m.low for m in means], [m.high for m in means],
                           color=line.get_color(), alpha=0.15)
-    axes.axhline(runs[0].effective[0].bar, color="tab:red", linestyle="--", linewidth=1, label="threshold")
+    axes.axhline(runs[0].effective[0].bar, color=PALETTE[5], linestyle="--", linewidth=1, label="threshold")
     length_axis(axes, lengths)
     axes.set_ylim(-2, 102)
     axes.set_ylabel("mean score over tasks (%)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter, defaultdict
 
 from ruler.lengths import format_length
 from ruler.report.results import RunResults
@@ -36,6 +37,21 @@ def rows(results: RunResults) -> list[list[str]]:
     means = {m.length: m for m in results.means}
     table.append(["mean", *(f"{means[length].mean:.1f} [{means[length].low:.1f}, {means[length].high:.1f}]"
                             if length in means else "-" for length in results.lengths)])
+    return table
+
+
+def length_rows(results: RunResults) -> list[list[str]]:
+    """Header, then one row per length, skipped ones included: whether its answers speak for it (and why not),
+    and the answers by validity."""
+    counts: dict[int, Counter] = defaultdict(Counter)
+    for sample in results.scored:
+        counts[sample.length][sample.validity] += 1
+    shown = [name for name in VALIDITIES if any(count[name] for count in counts.values())]
+    table = [["length", "state", *shown]]
+    for length in sorted(set(results.lengths) | set(results.verdict.states)):
+        state = results.verdict.states.get(length)
+        said = f"{state.state}: {state.why}" if state and state.why else state.state if state else "complete"
+        table.append([format_length(length), said, *(str(counts[length][name]) for name in shown)])
     return table
 
 

@@ -111,6 +111,14 @@ def drift_warnings(rows: list[LengthTelemetry]) -> list[str]:
             for row in rows if row.drift_mean is not None and abs(row.drift_mean) > DRIFT_WARNING]
 
 
+#: what the serving table's columns mean, and why a cell may be "-"
+NOTES = ("TTFT: time to first token, measured on streamed runs (--stream) or from the server's own timings. "
+         "Latency: the whole request; \"timed on\" says which requests the latency columns use. decode tok/s: "
+         "generated tokens a second, measured on streamed runs or from server timings. prompt-token drift: the "
+         "server's prompt-token count against the local tokenizer's (0 when they agree), where the server reports "
+         "usage. \"-\": not measured in this run.")
+
+
 def table(rows: list[LengthTelemetry]) -> list[list[str]]:
     """Header and one row per length, for people."""
     def seconds(value: float | None) -> str:

@@ -30,6 +30,8 @@ class ScoredSample:
     prompt_sha256: str
     #: exact-set precision of the answer (a diagnostic beside the score); None where it does not apply
     precision: float | None = None
+    #: why generation stopped, as the backend said (stop, length ...)
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def score_samples(samples: list[Sample], predictions: dict[str, Prediction]) -> 
             sample.id, sample.task, sample.length, sample.index, sample.depths, prediction.validity,
             score(sample.metric, answer, sample.references) if answered else None,
             answer, sample.references, sample.prompt_sha256,
-            exact_set_precision(answer, sample.references) if answered else None))
+            exact_set_precision(answer, sample.references) if answered else None, prediction.finish_reason))
     return scored
 
 

@@ -55,3 +55,24 @@ def mean_of_means_interval(groups: Sequence[Sequence[float]], seed: int = 0) -> 
         weights = np.concatenate([np.full(len(group), 1 / (len(group) * len(groups))) for group in groups])
         draws = rng.choice(pooled, size=(BOOTSTRAP, len(pooled)), p=weights).mean(axis=1)
     return float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))
+
+
+def samples_to_decide(mean: float, n: int, tasks: int, bar: float, limit: int = 1 << 20) -> int | None:
+    """About how many samples per task would put a length's interval wholly on one side of `bar` (both in
+    percent), if its mean stayed where it is: its answers pooled as 0/1 trials under Wilson's interval. None for
+    a mean on the bar, which no count decides (nor one beyond `limit` samples)."""
+    p = mean / 100
+
+    def decided(trials: int) -> bool:
+        low, high = wilson(p * trials, trials)
+        return 100 * low >= bar if mean >= bar else 100 * high < bar
+
+    if mean == bar or not decided(limit * tasks):
+        return None
+    lo, hi = n * tasks, n * tasks
+    while not decided(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        middle = (lo + hi) // 2
+        lo, hi = (lo, middle) if decided(middle) else (middle, hi)
+    return max(n + 1, math.ceil(hi / tasks))

@@ -1,10 +1,5 @@
-"""Every prediction gets a validity, so nothing unanswerable is scored as a silent zero.
-
-`ok` answered; `empty` answered nothing; `truncated` ran out of its generation budget (thinking included);
-`overflow` the server refused the context (or it exceeds the known window); `cut` the server answered but had
-silently dropped part of the prompt (told when scoring, see truncation.py); `refused` the model or a filter
-declined; `error` retries ran out (the record keeps the last error). Scores count the cases the model answered
-(ok, empty, truncated, refused) and show the others beside them.
+"""Every prediction gets a validity, so nothing unanswerable is scored as a silent zero (MEANINGS says what each
+is). Scores count the cases the model answered (ok, empty, truncated, refused) and show the others beside them.
 """
 
 from __future__ import annotations
@@ -12,7 +7,16 @@ from __future__ import annotations
 from ruler.backends.base import Completion
 from ruler.reasoning import split_reasoning
 
-VALIDITIES = ("ok", "empty", "truncated", "overflow", "cut", "refused", "error")
+MEANINGS = {
+    "ok": "answered",
+    "empty": "answered nothing",
+    "truncated": "ran out of its generation budget (thinking included)",
+    "overflow": "the server refused the context, or it exceeds the known window",
+    "cut": "the server answered but had silently dropped part of the prompt (see truncation.py)",
+    "refused": "the model or a filter declined",
+    "error": "retries ran out (the record keeps the last error)",
+}
+VALIDITIES = tuple(MEANINGS)
 SCORED = frozenset({"ok", "empty", "truncated", "refused"})
 
 
