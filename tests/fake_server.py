@@ -172,6 +172,11 @@ class FakeServer:
             handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             handler.connection.close()
             return None
+        if behaviour == "stream-silent":  # llama-cpp-python on a streamed prompt over its window: headers, then gone
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/event-stream")
+            handler.end_headers()
+            return None
         if behaviour == "bad-gzip":  # says gzip, is not: the client cannot decode the body
             handler.send_response(200)
             handler.send_header("Content-Encoding", "gzip")

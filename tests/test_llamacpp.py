@@ -96,3 +96,14 @@ def test_streams_a_real_server_cuts_are_retried_one_at_a_time_and_match_unstream
     streamed = answers(tmp_path / "streamed", "--stream")
     assert "cut 2 streams short when other requests arrived" in capsys.readouterr().err
     assert streamed == plain and all(finish for _, finish in streamed.values())
+
+
+def test_a_streamed_prompt_past_a_real_servers_window_is_an_overflow(llama_server, tmp_path):
+    """llama-cpp-python fails a stream whose prompt exceeds its window after the headers, saying nothing; the
+    same request unstreamed says why."""
+    out = tmp_path / "beyond"
+    main(["run", "--model", "smollm2", "--base-url", llama_server, "--tokenizer", "smollm2", "--lengths", "16k",
+          "--tasks", "niah_single_1", "--samples", "1", "--stream", "--out", str(out)])
+    record, = predictions(out)
+    assert record["validity"] == "overflow" and record["attempts"] == 1
+    assert "maximum context length is 8192 tokens" in record["error"]

@@ -46,6 +46,9 @@ STATED_WINDOW = tuple(re.compile(pattern, re.IGNORECASE) for pattern in (
     r"context length is (?:only )?(\d+)", r"context (?:size|length) \((\d+) tokens\)"))
 #: the stream reader's reason for a stream that ended with [DONE] but no finish reason
 CUT_STREAM = "the stream ended without a finish reason (cut off by the server)"
+#: and for one that closed before its first event: llama-cpp-python fails a streamed prompt longer than its window
+#: that way, after the headers, so only the same request unstreamed says why
+SILENT_STREAM = "the stream closed before its first event"
 
 
 def _error(response: httpx.Response) -> tuple[str, dict[str, Any]]:
@@ -139,10 +142,11 @@ async def _read_stream(response: httpx.Response, started: float) -> Completion |
     stream that says how it finished is an answer: one that stops before its finish reason (a dropped connection,
     or `[DONE]` sent early, as llama-cpp-python does to a stream when another request arrives) is worth a retry."""
     texts, thinking, refusals = [], [], []
-    finish, usage, first, done, timings = None, None, None, False, {}
+    finish, usage, first, done, timings, events = None, None, None, False, {}, 0
     async for line in response.aiter_lines():
         if not line.startswith("data:"):
             continue
+        events += 1
         data = line[5:].strip()
         if data == "[DONE]":
             done = True
@@ -166,7 +170,8 @@ async def _read_stream(response: httpx.Response, started: float) -> Completion |
         except (ValueError, TypeError, AttributeError):
             return f"malformed stream chunk: {data[:200]!r}"
     if finish is None:
-        return CUT_STREAM if done else "the stream ended before the answer did (connection closed)"
+        return CUT_STREAM if done else SILENT_STREAM if not events else \
+            "the stream ended before the answer did (connection closed)"
     ended = time.monotonic()
     first = first or ended
     return _completion("".join(texts), "".join(thinking), "".join(refusals) or None, finish, usage,
@@ -304,28 +309,35 @@ class OpenAICompatible(Backend):
         try:
             async with replica.stream_gate(body["stream"]):
                 started = time.monotonic()
-                try:  # httpx's timeout bounds each read; a server that drips bytes must not hold a request forever
-                    outcome, response = await asyncio.wait_for(self._send(replica, path, body, started),
-                                                               self.timeout)
-                except asyncio.TimeoutError:
-                    outcome, response = f"no whole answer within --timeout {self.timeout:g} s", None
+                outcome, response = await self._bounded(replica, path, body, started)
+                if outcome == SILENT_STREAM:  # ask again unstreamed: the answer, or the refusal and its reason
+                    started = time.monotonic()
+                    unstreamed = {key: value for key, value in body.items() if key != "stream_options"}
+                    outcome, response = await self._bounded(replica, path, {**unstreamed, "stream": False}, started)
                 if outcome == CUT_STREAM:
                     self._cut(replica)
                 return outcome, response, time.monotonic() - started
         finally:
             replica.outstanding -= 1
 
+    async def _bounded(self, replica: Replica, path: str, body: dict[str, Any],
+                       started: float) -> tuple[Completion | str, httpx.Response | None]:
+        """`_send` within --timeout for the whole request: httpx's timeout bounds each read, and a server that
+        drips bytes must not hold a request forever."""
+        try:
+            return await asyncio.wait_for(self._send(replica, path, body, started), self.timeout)
+        except asyncio.TimeoutError:
+            return f"no whole answer within --timeout {self.timeout:g} s", None
+
     async def _send(self, replica: Replica, path: str, body: dict[str, Any],
                     started: float) -> tuple[Completion | str, httpx.Response | None]:
         try:
-            async with replica.client().stream("POST", path, json=body) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    return _failed(response), response
-                if body["stream"]:
-                    return await _read_stream(response, started), response
-                await response.aread()
-                return _parse(response) or f"malformed response: {response.text[:200]!r}", response
+            try:
+                return await self._exchange(replica, path, body, started)
+            except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+                # most often a kept-alive connection the server had just closed (llama-cpp-python does after a
+                # failed stream): once more at once, on a new connection, before the replica is taken for down
+                return await self._exchange(replica, path, body, started)
         except httpx.TimeoutException:
             return "timed out", None
         except httpx.TransportError as failure:
@@ -333,6 +345,18 @@ class OpenAICompatible(Backend):
             return f"connection to {public_url(replica.url)} failed: {type(failure).__name__}: {failure}", None
         except httpx.HTTPError as failure:  # a body that cannot be decoded, and the like: worth a retry
             return f"{type(failure).__name__}: {failure}"[:300], None
+
+    @staticmethod
+    async def _exchange(replica: Replica, path: str, body: dict[str, Any],
+                        started: float) -> tuple[Completion | str, httpx.Response]:
+        async with replica.client().stream("POST", path, json=body) as response:
+            if response.status_code != 200:
+                await response.aread()
+                return _failed(response), response
+            if body["stream"]:
+                return await _read_stream(response, started), response
+            await response.aread()
+            return _parse(response) or f"malformed response: {response.text[:200]!r}", response
 
     def _cut(self, replica: Replica) -> None:
         """A stream ended without its finish reason. Alone, the server may never send one: say so once. While other
