@@ -131,7 +131,8 @@ def faults(tokenizer: Path, root: Path) -> list[Fault]:
     def second_run(url: str, out: Path) -> int:
         first = subprocess.Popen([sys.executable, "-m", "ruler.cli", *command(url, tokenizer, out)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-        while not (out / "predictions.jsonl").exists():
+        deadline = time.monotonic() + 120
+        while not (out / "predictions.jsonl").exists() and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         code = main(command(url, tokenizer, out))
         first.wait()

@@ -252,26 +252,9 @@ def validate(**options) -> None:
     decision = results.verdict.decision()
     said = {"holds": "the claim holds", "fails": "the claim does not hold", "undecided": "the claim is undecided"}
     if decision == "fails" and results.verdict.effective.ruled_out is None:
-        said["fails"] = f"the claim is not shown to hold ({_undecided_by_width(results)})"
+        said["fails"] = f"the claim is not shown to hold ({results.undecided_by_width()})"
     click.echo(f"{said[decision]}: {results.verdict.line()}")
     raise click.exceptions.Exit({"holds": 0, "fails": 1, "undecided": UNFINISHED}[decision])
-
-
-def _undecided_by_width(results) -> str:
-    """No length fails for certain: name the first whose interval straddles the bar, and the samples that would
-    decide it."""
-    from ruler.scoring.stats import samples_to_decide
-
-    bar = results.verdict.effective.bar
-    straddling = next((m for m in results.means if m.low < bar <= m.high), None)
-    if straddling is None:
-        return "no length fails for certain; more --samples narrow the intervals"
-    n = min(cell.n for task in results.tasks if (cell := results.cell(task, straddling.length)) and cell.n)
-    needed = samples_to_decide(straddling.mean, n, straddling.tasks, bar)
-    decide = f"about --samples {needed} would decide it if the mean held" if needed else \
-        "the mean sits on the bar, so no sample count decides it"
-    return (f"no length fails for certain: at {format_length(straddling.length)} the mean {straddling.mean:.1f} "
-            f"[{straddling.low:.1f}, {straddling.high:.1f}] straddles {bar:g} with {n} samples per task; {decide}")
 
 
 @cli.command()

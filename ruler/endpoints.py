@@ -34,9 +34,9 @@ def api_base(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path if path.endswith("/v1") else path + "/v1", "", ""))
 
 
-def query_params(url: str) -> dict[str, str]:
-    """The query values of a base URL, sent with every request to it."""
-    return dict(parse_qsl(urlsplit(url).query))
+def query_params(url: str) -> list[tuple[str, str]]:
+    """The query of a base URL, sent with every request to it, as written (blank and repeated keys kept)."""
+    return parse_qsl(urlsplit(url).query, keep_blank_values=True)
 
 
 def server_root(url: str) -> str:

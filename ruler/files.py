@@ -39,6 +39,7 @@ def write_folder_atomic(path: Path, fill: Callable[[Path], None]) -> None:
     that finds `path` already made (another thread or process got there first) keeps that one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would keep a shared cache from its other users
     try:
         fill(tmp)
         try:

@@ -17,14 +17,21 @@ HUB = "https://huggingface.co"
 
 
 def cached_or_hub(load: Callable[[bool], T], name: str, what: str) -> T:
-    """`load(local_files_only)` from a local path or the local cache; from the hub only once it answers."""
+    """`load(local_files_only)`: from a local path or the hub's local cache without asking the hub; anything else
+    from the hub, once it answers."""
     if Path(name).exists():
         return load(False)
-    try:
+    if _cached(name):
         return load(True)
-    except Exception:  # transformers raises OSError, ValueError ... for what the cache lacks
-        _require_hub(name, what)
+    _require_hub(name, what)
     return load(False)
+
+
+def _cached(name: str) -> bool:
+    """Whether the hub's cache holds a snapshot of the repository `name` (its layout: models--org--name)."""
+    from huggingface_hub import constants
+
+    return (Path(constants.HF_HUB_CACHE) / f"models--{name.replace('/', '--')}" / "snapshots").is_dir()
 
 
 def _require_hub(name: str, what: str) -> None:

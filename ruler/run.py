@@ -237,8 +237,9 @@ async def _run_in(folder: dataset.DatasetFolder, options: RunOptions, workspace:
     predictions_path = root / "predictions.jsonl"
     done = latest_predictions(predictions_path)
     pending = [s for s in samples if s.id not in done or (options.retry_errors and done[s.id].validity == "error")]
+    planned = [done[s.id] for s in samples if s.id in done]  # a narrower rerun leaves other answers in the folder
     if done:
-        errors = sum(p.validity == "error" for p in done.values()) if not options.retry_errors else 0
+        errors = sum(p.validity == "error" for p in planned) if not options.retry_errors else 0
         _say(f"resuming: {len(samples) - len(pending)} of {len(samples)} answered, {len(pending)} to send"
              + (f" ({errors} in error stay so: --retry-errors sends them again)" if errors else ""))
     prices = given_prices or await backend.prices()
@@ -249,8 +250,7 @@ async def _run_in(folder: dataset.DatasetFolder, options: RunOptions, workspace:
         return 0
     budget = _budget(options, prices, done.values())
     try:
-        await _send(options, workspace, backend, plan, pending, list(done.values()), len(samples), predictions_path,
-                    budget)
+        await _send(options, workspace, backend, plan, pending, planned, len(samples), predictions_path, budget)
     except OSError as failure:
         raise RulerError(f"cannot save answers in {root}: {failure.strerror or failure}; what was saved is kept: "
                          "free space and run the same command to resume") from None

@@ -59,7 +59,7 @@ def tiktoken_tokenizer(tiktoken_encoding):
 
 @pytest.fixture(scope="session")
 def independent(smollm2, trained, tiktoken_tokenizer, trained_tokenizer_dir, tiktoken_encoding):
-    """For each test tokenizer, a count by an implementation ruler does not use, keyed by its fingerprint."""
+    """For each test tokenizer, a count made apart from ruler (see helpers.py), keyed by its fingerprint."""
     from ruler.tokenizers import embedded_gguf
 
     return {smollm2.fingerprint: llama_cpp_counter(embedded_gguf("smollm2")),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from generators.resources import DATA_DIR
 
-#: a token count by an implementation ruler does not use: (text, add the tokenizer's own BOS/EOS) -> tokens
+#: a token count made apart from ruler: (text, add the tokenizer's own BOS/EOS) -> tokens
 Counter = Callable[[str, bool], int]
 
 LLAMA_STYLE_TEMPLATE = (
@@ -72,7 +72,9 @@ def llama_cpp_counter(gguf: Path) -> Counter:
 
 
 def tokenizers_counter(folder: Path) -> Counter:
-    """The folder's `tokenizer.json` read by the `tokenizers` library directly; its post-processor adds the BOS."""
+    """The folder's `tokenizer.json` read by the `tokenizers` library directly, its post-processor adding the BOS.
+    ruler counts such a folder with the same library: what this checks apart from ruler is its loading, its cache
+    and its count of added tokens, not the BPE itself (llama.cpp and the tiktoken ranks do that)."""
     from tokenizers import Tokenizer
 
     backend = Tokenizer.from_file(str(folder / "tokenizer.json"))

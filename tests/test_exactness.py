@@ -1,7 +1,8 @@
 """Every sample fills its window: prompt + generation budget <= L and prompt >= 99.5% of (L - budget), for every
-task, several lengths and three real tokenizers, counted by implementations ruler does not use (llama.cpp for the
-GGUF, `tokenizers` for the folder, Hugging Face BPE for the tiktoken ranks), which add their BOS by their own
-rules in base mode."""
+task, several lengths and three real tokenizers, counted apart from ruler: by implementations it does not use for
+the GGUF (llama.cpp) and the tiktoken encoding (Hugging Face's BPE over its ranks), and for the folder by the
+`tokenizers` library read directly (ruler's library, not its loading, cache or count of added tokens); each adds
+its BOS by its own rules in base mode."""
 
 from __future__ import annotations
 

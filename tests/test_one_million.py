@@ -1,6 +1,6 @@
 """The 1M-token path, once per task family and haystack kind (noise, essay, key lines, variable chains, word
-lists, QA documents): exact by a count ruler does not make (llama.cpp's tokenizer for SmolLM2, Hugging Face BPE
-for the tiktoken ranks), and compact on disk."""
+lists, QA documents) with SmolLM2, and two of them with the tiktoken encoding: exact by a count ruler does not
+make (llama.cpp's tokenizer for SmolLM2, Hugging Face's BPE over the tiktoken ranks), and compact on disk."""
 
 from __future__ import annotations
 

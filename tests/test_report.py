@@ -181,7 +181,8 @@ def test_compare_of_runs_sharing_no_prompt_says_why_and_fails(trained_tokenizer_
     assert main(["compare", str(stored_run), str(chat)]) == 1
     assert capsys.readouterr().out.splitlines() == [
         "A = run (mode prefill)", "B = chat (mode chat)",
-        "nothing to compare: the runs share no prompt (prefill and chat mode build different prompts)"]
+        "nothing to compare: the runs share no prompt (prefill and chat mode build different prompts)",
+        "2 samples share an id but not a prompt"]
 
 
 def test_plot_overlays_runs(stored_run, worse_run, tmp_path, capsys) -> None:

@@ -178,6 +178,18 @@ async def _read_stream(response: httpx.Response, started: float) -> Completion |
                        {"ttft_s": first - started, "decode_s": ended - first, **timings})
 
 
+async def _exchange(client: httpx.AsyncClient, path: str, body: dict[str, Any],
+                    started: float) -> tuple[Completion | str, httpx.Response]:
+    async with client.stream("POST", path, json=body) as response:
+        if response.status_code != 200:
+            await response.aread()
+            return _failed(response), response
+        if body["stream"]:
+            return await _read_stream(response, started), response
+        await response.aread()
+        return _parse(response) or f"malformed response: {response.text[:200]!r}", response
+
+
 class Replica:
     """One server of the model: its connection pools, the requests it has in flight, until when it is considered
     down (after a connection failure), and whether it gets one stream at a time (after cutting streams short)."""
@@ -186,10 +198,10 @@ class Replica:
         self.url = api_base(url)
         # httpcore's pool scans every connection for every waiting request: at high concurrency that costs more
         # CPU than the requests, so connections are spread over small pools.
-        self.clients = [httpx.AsyncClient(
-            base_url=self.url, params=query_params(url), headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
-            limits=httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE))
+        self._settings = {"base_url": self.url, "params": query_params(url), "headers": headers,
+                          "timeout": httpx.Timeout(timeout, connect=min(timeout, 30.0))}
+        self.clients = [httpx.AsyncClient(**self._settings, limits=httpx.Limits(
+            max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE))
             for _ in range(-(-concurrency // POOL_SIZE))]
         self._next = itertools.cycle(self.clients)
         self.outstanding = self.sent = 0
@@ -200,6 +212,10 @@ class Replica:
 
     def client(self) -> httpx.AsyncClient:
         return next(self._next)
+
+    def fresh_client(self) -> httpx.AsyncClient:
+        """A client of its own, for a request that must not meet a kept-alive connection of the pools."""
+        return httpx.AsyncClient(**self._settings)
 
     def stream_gate(self, streaming: bool) -> asyncio.Semaphore | contextlib.nullcontext:
         return self.one_stream if streaming and self.one_stream else contextlib.nullcontext()
@@ -284,79 +300,76 @@ class OpenAICompatible(Backend):
         return random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
 
     async def generate(self, request: Request) -> Completion:
-        """Attempts until an answer or a final failure; the answer's latency is its own attempt's, not the time
-        spent on failed attempts and backoff."""
+        """Attempts until an answer or a final failure; the answer's latency is its own request's, not the time
+        spent on failed attempts and backoff; `attempts` counts every request sent."""
         path, body = self._body(request)
-        error = "no attempt made"
+        error, sent = "no attempt made", 0
         for attempt in range(self.max_retries + 1):
-            outcome, response, seconds = await self._attempt(path, body)
+            outcome, response, seconds, sends = await self._attempt(path, body)
+            sent += sends
             if isinstance(outcome, Completion):
-                return replace(outcome, latency_s=seconds, attempts=attempt + 1)
+                return replace(outcome, latency_s=seconds, attempts=sent)
             error = outcome
             if attempt < self.max_retries:
                 await asyncio.sleep(self._delay(attempt, response))
-        return Completion(failure="error", error=f"{error} (after {self.max_retries + 1} attempts)",
-                          attempts=self.max_retries + 1)
+        return Completion(failure="error", error=f"{error} (after {self.max_retries + 1} attempts)", attempts=sent)
 
     async def _attempt(self, path: str, body: dict[str, Any]) -> tuple[Completion | str, httpx.Response | None,
-                                                                       float]:
-        """One request to the least busy replica: a final Completion (an answer, an overflow, a client error), or
-        why it is worth retrying, and the seconds it took. A replica that cannot be reached is left alone for
-        DOWN_FOR seconds; one that cuts streams short while others are in flight gets one stream at a time."""
+                                                                       float, int]:
+        """One attempt on the least busy replica, within --timeout as a whole: a final Completion (an answer, an
+        overflow, a client error), or why it is worth retrying; the seconds its last request took; the requests
+        it sent. A stream that closed before its first event is asked again unstreamed (the answer, or the refusal
+        and its reason). A replica that cannot be reached is left alone for DOWN_FOR seconds; one that cuts streams
+        short while others are in flight gets one stream at a time."""
         replica = self._replica()
         replica.outstanding += 1
         replica.sent += 1
+        deadline = time.monotonic() + self.timeout
         try:
             async with replica.stream_gate(body["stream"]):
                 started = time.monotonic()
-                outcome, response = await self._bounded(replica, path, body, started)
-                if outcome == SILENT_STREAM:  # ask again unstreamed: the answer, or the refusal and its reason
+                outcome, response, sends = await self._bounded(replica, path, body, started, deadline)
+                if outcome == SILENT_STREAM:
                     started = time.monotonic()
                     unstreamed = {key: value for key, value in body.items() if key != "stream_options"}
-                    outcome, response = await self._bounded(replica, path, {**unstreamed, "stream": False}, started)
+                    outcome, response, more = await self._bounded(replica, path, {**unstreamed, "stream": False},
+                                                                  started, deadline)
+                    sends += more
                 if outcome == CUT_STREAM:
                     self._cut(replica)
-                return outcome, response, time.monotonic() - started
+                return outcome, response, time.monotonic() - started, sends
         finally:
             replica.outstanding -= 1
 
-    async def _bounded(self, replica: Replica, path: str, body: dict[str, Any],
-                       started: float) -> tuple[Completion | str, httpx.Response | None]:
-        """`_send` within --timeout for the whole request: httpx's timeout bounds each read, and a server that
-        drips bytes must not hold a request forever."""
+    async def _bounded(self, replica: Replica, path: str, body: dict[str, Any], started: float,
+                       deadline: float) -> tuple[Completion | str, httpx.Response | None, int]:
+        """`_send` by the attempt's deadline: httpx's timeout bounds each read, and a server that drips bytes must
+        not hold a request forever."""
         try:
-            return await asyncio.wait_for(self._send(replica, path, body, started), self.timeout)
+            return await asyncio.wait_for(self._send(replica, path, body, started), deadline - time.monotonic())
         except asyncio.TimeoutError:
-            return f"no whole answer within --timeout {self.timeout:g} s", None
+            return f"no whole answer within --timeout {self.timeout:g} s", None, 1
 
     async def _send(self, replica: Replica, path: str, body: dict[str, Any],
-                    started: float) -> tuple[Completion | str, httpx.Response | None]:
+                    started: float) -> tuple[Completion | str, httpx.Response | None, int]:
+        """The request, and once more at once on a new connection if the first broke: most often a kept-alive
+        connection the server had just closed (llama-cpp-python does after a failed stream), which says nothing
+        about the server being down. The requests sent come last."""
+        sends = 1
         try:
             try:
-                return await self._exchange(replica, path, body, started)
+                return (*await _exchange(replica.client(), path, body, started), sends)
             except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
-                # most often a kept-alive connection the server had just closed (llama-cpp-python does after a
-                # failed stream): once more at once, on a new connection, before the replica is taken for down
-                return await self._exchange(replica, path, body, started)
+                sends, started = 2, time.monotonic()
+                async with replica.fresh_client() as client:
+                    return (*await _exchange(client, path, body, started), sends)
         except httpx.TimeoutException:
-            return "timed out", None
+            return "timed out", None, sends
         except httpx.TransportError as failure:
             replica.down_until = time.monotonic() + DOWN_FOR
-            return f"connection to {public_url(replica.url)} failed: {type(failure).__name__}: {failure}", None
+            return f"connection to {public_url(replica.url)} failed: {type(failure).__name__}: {failure}", None, sends
         except httpx.HTTPError as failure:  # a body that cannot be decoded, and the like: worth a retry
-            return f"{type(failure).__name__}: {failure}"[:300], None
-
-    @staticmethod
-    async def _exchange(replica: Replica, path: str, body: dict[str, Any],
-                        started: float) -> tuple[Completion | str, httpx.Response]:
-        async with replica.client().stream("POST", path, json=body) as response:
-            if response.status_code != 200:
-                await response.aread()
-                return _failed(response), response
-            if body["stream"]:
-                return await _read_stream(response, started), response
-            await response.aread()
-            return _parse(response) or f"malformed response: {response.text[:200]!r}", response
+            return f"{type(failure).__name__}: {failure}"[:300], None, sends
 
     def _cut(self, replica: Replica) -> None:
         """A stream ended without its finish reason. Alone, the server may never send one: say so once. While other
@@ -390,7 +403,8 @@ class OpenAICompatible(Backend):
         if response is None:
             raise RulerError("; ".join(failures))
         if response.status_code in (401, 403):
-            raise RulerError(f"{self.base_url} refused the API key (HTTP {response.status_code}); see --api-key-env")
+            raise RulerError(f"{public_url(self.base_url)} refused the API key (HTTP {response.status_code}); see "
+                             "--api-key-env")
         try:
             models = [m for m in response.json().get("data", []) if isinstance(m, dict)]
         except (ValueError, AttributeError):

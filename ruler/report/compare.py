@@ -25,6 +25,10 @@ from ruler.scoring.stats import BOOTSTRAP
 SIGNIFICANCE = 0.05
 
 
+#: settings told apart by what they are, not by how they were named (`smollm2` and its GGUF path are one tokenizer)
+IDENTITY = {"tokenizer": "tokenizer_fingerprint", "chat template": "chat_template_sha256"}
+
+
 def settings(results: RunResults) -> dict[str, str]:
     """What of a run's set-up can make its answers differ from another's, as people name it."""
     manifest, run = results.manifest, results.manifest.get("run") or {}
@@ -36,12 +40,14 @@ def settings(results: RunResults) -> dict[str, str]:
 
 def labels(runs: list[RunResults]) -> list[str]:
     """Each run by its folder (with its parent where two share a name), then the settings that differ."""
-    folders = [results.folder or Path("?") for results in runs]
+    folders = [(results.folder or Path("?")).resolve() for results in runs]
     names = [folder.name for folder in folders]
     if len(set(names)) < len(names):
         names = [f"{folder.parent.name}/{folder.name}" for folder in folders]
     table = [settings(results) for results in runs]
-    differing = [key for key in table[0] if len({row[key] for row in table}) > 1]
+    identities = [{**row, **{key: str(results.manifest.get(field)) for key, field in IDENTITY.items()}}
+                  for row, results in zip(table, runs)]
+    differing = [key for key in table[0] if len({row[key] for row in identities}) > 1]
     return [name + (" (" + ", ".join(f"{key} {row[key]}" for key in differing) + ")" if differing else "")
             for name, row in zip(names, table)]
 
@@ -198,8 +204,10 @@ def comparison_text(first: RunResults, second: RunResults, show: int = 0) -> tup
     names = labels([first, second])
     lines = [f"A = {names[0]}", f"B = {names[1]}"]
     if not pairs:
-        return "\n".join(lines + [f"nothing to compare: the runs share no prompt ({unpaired_reason(first, second)})"]
-                         ), False
+        lines.append(f"nothing to compare: the runs share no prompt ({unpaired_reason(first, second)})")
+        if mismatched:
+            lines.append(f"{mismatched} samples share an id but not a prompt")
+        return "\n".join(lines), False
     lines.append(f"{'length':>8} {'pairs':>6} {'A':>6} {'B':>6} {'B-A':>7} {'95% interval':>16} {'p':>7} "
                  f"{'agree':>6} {'unscored A/B':>13}")
     for d in differences:

@@ -47,11 +47,15 @@ def write_png(plt, figure, path: Path) -> Path:
     return path
 
 
-def save(plt, figure, axes, path: Path, legend_size: int = 8, **legend) -> Path:
-    """Grid and legend (below the axes, so it never covers data); write the PNG and close the figure."""
+def legend_below(axes, size: float = 8, columns: int = 4, gap: float = 0.16) -> None:
+    """Grid, and the legend below the axes, where it never covers data."""
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=legend_size, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False,
-                **{"ncol": 4, **legend})
+    axes.legend(fontsize=size, loc="upper center", bbox_to_anchor=(0.5, -gap), frameon=False, ncol=columns)
+
+
+def save(plt, figure, axes, path: Path) -> Path:
+    """Grid and legend below; write the PNG and close the figure."""
+    legend_below(axes)
     return write_png(plt, figure, path)
 
 
@@ -85,8 +89,7 @@ def accuracy_plot(results: RunResults, path: Path) -> Path:
     curve.set_ylim(-2, 102)
     curve.set_ylabel("score (%)")
     curve.set_title("Does the claim hold?", loc="left", fontsize=12)
-    curve.grid(alpha=0.3)
-    curve.legend(fontsize=8.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
+    legend_below(curve, 8.5, 3, 0.13)
     _task_grid(results, grid, lengths, unserved)
     model = results.manifest.get("run", {}).get("model", "model")
     figure.suptitle(f"{model}: {verdict.line()}", fontsize=10, wrap=True)

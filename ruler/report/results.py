@@ -9,6 +9,7 @@ from typing import Any
 
 from ruler.dataset import DatasetFolder
 from ruler.errors import RulerError
+from ruler.lengths import format_length
 from ruler.predictions import latest_predictions
 from ruler.report.telemetry import LengthTelemetry, telemetry
 from ruler.scoring.aggregate import (
@@ -27,6 +28,7 @@ from ruler.scoring.aggregate import (
     score_samples,
     weighted_averages,
 )
+from ruler.scoring.stats import samples_to_decide
 from ruler.scoring.truncation import Truncation, find_cuts, summarise
 from ruler.types import Prediction, Sample
 
@@ -56,6 +58,20 @@ class RunResults:
 
     def cell(self, task: str, length: int) -> Cell | None:
         return next((c for c in self.cells if c.task == task and c.length == length), None)
+
+    def undecided_by_width(self) -> str:
+        """Why a claim is not shown to hold when no length fails for certain: the first length whose interval
+        straddles the bar, and about how many samples would decide it."""
+        bar = self.verdict.effective.bar
+        straddling = next((m for m in self.means if m.low < bar <= m.high), None)
+        if straddling is None:
+            return "no length fails for certain; more --samples narrow the intervals"
+        n = min(cell.n for task in self.tasks if (cell := self.cell(task, straddling.length)) and cell.n)
+        needed = samples_to_decide(straddling.mean, n, straddling.tasks, bar)
+        decide = f"about --samples {needed} would decide it if the mean held" if needed else \
+            "the mean sits on the bar, so no sample count decides it"
+        return (f"no length fails for certain: at {format_length(straddling.length)} the mean {straddling.mean:.1f} "
+                f"[{straddling.low:.1f}, {straddling.high:.1f}] straddles {bar:g} with {n} samples per task; {decide}")
 
     def to_json(self) -> dict[str, Any]:
         inc, dec = self.wavg or (None, None)

@@ -80,7 +80,7 @@ class EffectiveLength:
 
     @property
     def decided(self) -> bool:
-        return self.lowest == self.length == self.highest
+        return self.undefined is None and self.lowest == self.length == self.highest
 
     def describe(self, lengths: list[int]) -> str:
         if self.undefined:
