@@ -105,5 +105,7 @@ def test_a_streamed_prompt_past_a_real_servers_window_is_an_overflow(llama_serve
     main(["run", "--model", "smollm2", "--base-url", llama_server, "--tokenizer", "smollm2", "--lengths", "16k",
           "--tasks", "niah_single_1", "--samples", "1", "--stream", "--out", str(out)])
     record, = predictions(out)
-    assert record["validity"] == "overflow" and record["attempts"] == 2  # the stream, then the same unstreamed
+    # the stream, the same unstreamed, and that once more on a new connection when it met the one the server
+    # had just closed: all within one attempt of the retry budget
+    assert record["validity"] == "overflow" and record["attempts"] in (2, 3)
     assert "maximum context length is 8192 tokens" in record["error"]

@@ -133,6 +133,12 @@ def test_relative_rule_is_undefined_when_the_short_score_is_near_zero() -> None:
         "undefined (the 4k score 8.0 is under 50, too low to measure a decline from)")
 
 
+def test_relative_rule_is_undefined_with_a_single_length() -> None:
+    """`ruler validate --claimed 4k` has one rung: 85% of its own score says nothing about a decline."""
+    _, relative = effective_lengths(means(96, half_width=2.0))
+    assert relative.describe([4096]) == "undefined (no length longer than 4k to compare with)"
+
+
 def test_samples_to_decide_is_the_first_count_whose_interval_clears_the_bar() -> None:
     from ruler.scoring.stats import samples_to_decide, wilson
 

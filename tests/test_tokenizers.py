@@ -73,8 +73,9 @@ def test_unloadable_tokenizers_are_one_line_errors(spec: str) -> None:
 def test_a_hub_tokenizer_without_the_hub_is_one_line_at_once(monkeypatch, offline: bool) -> None:
     """Not in the cache, and the hub unreachable (HF_ENDPOINT on a closed loopback port) or switched off:
     transformers (whose hub client retries for a minute) is never asked, and the error is one line."""
-    import ruler.tokenizers
     from conftest import free_port
+
+    import ruler.tokenizers
 
     asked = []
     monkeypatch.setattr(ruler.tokenizers, "_auto_tokenizer", lambda source, **options: asked.append(source))

@@ -245,10 +245,14 @@ def effective_lengths(means: list[LengthMean], threshold: float = RULER_THRESHOL
     if complete:
         base = complete[0]
         rule = f"mean >= {fraction:.0%} of the {format_length(base.length)} score"
+        undefined = None
         if base.mean < RELATIVE_FLOOR:
-            rules.append(EffectiveLength(rule, fraction * base.mean, None, None, None, None, undefined=(
-                f"the {format_length(base.length)} score {base.mean:.1f} is under {RELATIVE_FLOOR:g}, too low to "
-                "measure a decline from")))
+            undefined = (f"the {format_length(base.length)} score {base.mean:.1f} is under {RELATIVE_FLOOR:g}, too "
+                         "low to measure a decline from")
+        elif not any(length > base.length for length in {m.length for m in means} | set(states or {})):
+            undefined = f"no length longer than {format_length(base.length)} to compare with"
+        if undefined:
+            rules.append(EffectiveLength(rule, fraction * base.mean, None, None, None, None, undefined=undefined))
         else:
             rules.append(effective_length(means, fraction * base.mean, rule, states))
     return rules
