@@ -232,29 +232,78 @@ def ladder(claimed: int) -> list[int]:
 @dry_run_option
 @data_options(lengths=False)
 @click.option("--claimed", required=True, callback=_length, help="The advertised window to check, e.g. 1m.")
+@click.option("--max-samples", default=32, show_default=True, type=click.IntRange(min=2),
+              help="Adaptive validation: the most samples per task a length may get before it is left undecided. "
+                   "Giving --samples instead runs the fixed design.")
 def validate(**options) -> None:
-    """Run the suite on a ladder of lengths up to the claimed window; exit 0 if the claim holds, 1 if not, 4 if
-    requests in error leave it undecided."""
-    from ruler.report.results import NothingToScore, load
+    """Run the suite on a ladder of lengths up to the claimed window, adaptively by default: the claim first, then
+    the lengths from the shortest up, each until its mean is known to lie above or below the threshold (wrong
+    verdicts at most 5%). Exit 0 if the claim holds, 1 if not, 4 if undecided (errors, or the cap reached)."""
+    from click.core import ParameterSource
+
     from ruler.run import UNFINISHED, RunOptions, run_folder
 
+    adaptive = click.get_current_context().get_parameter_source("samples") == ParameterSource.DEFAULT
     options["lengths"] = ladder(options["claimed"])
+    if adaptive:
+        options["samples"] = options["max_samples"]
+    else:
+        options["max_samples"] = None
     code = _run(dict(options))
     if options["dry_run"] or code not in (0, UNFINISHED):
         raise click.exceptions.Exit(code)
     root = run_folder(RunOptions(model=options["model"], lengths=[], backend=options["backend"], out=options["out"]))
+    said, decision = (_adaptive_verdict if adaptive else _fixed_verdict)(root, options)
+    click.echo(said)
+    raise click.exceptions.Exit({"holds": 0, "fails": 1, "undecided": UNFINISHED}[decision])
+
+
+SAID = {"holds": "the claim holds", "fails": "the claim does not hold", "undecided": "the claim is undecided"}
+
+
+def _fixed_verdict(root: Path, options: dict) -> tuple[str, str]:
+    from ruler.report.results import NothingToScore, load
+
     try:
         results = load(root, options["threshold"], options["claimed"])
     except NothingToScore:
-        click.echo("the claim is undecided: no answer was scored" if code else
-                   "the claim does not hold: the server answered no prompt")
-        raise click.exceptions.Exit(code or 1) from None
+        return ("the claim does not hold: the server answered no prompt", "fails")
     decision = results.verdict.decision()
-    said = {"holds": "the claim holds", "fails": "the claim does not hold", "undecided": "the claim is undecided"}
+    said = dict(SAID)
     if decision == "fails" and results.verdict.effective.ruled_out is None:
         said["fails"] = f"the claim is not shown to hold ({results.undecided_by_width()})"
-    click.echo(f"{said[decision]}: {results.verdict.line()}")
-    raise click.exceptions.Exit({"holds": 0, "fails": 1, "undecided": UNFINISHED}[decision])
+    return f"{said[decision]}: {results.verdict.line()}", decision
+
+
+def _adaptive_verdict(root: Path, options: dict) -> tuple[str, str]:
+    """The sequential verdict, with its path and what it saved; a length skipped or not served whole fails the
+    claim whatever its answers said."""
+    from ruler.dataset import DatasetFolder
+    from ruler.report.results import NothingToScore, load
+    from ruler.scoring.sequential import ABOVE, BELOW
+
+    adaptive = (DatasetFolder(root).manifest() or {}).get("run", {}).get("adaptive") or {}
+    decision = {ABOVE: "holds", BELOW: "fails"}.get(adaptive.get("verdict"), "undecided")
+    try:
+        unserved = [f"{format_length(length)} ({state.why})" for length, state in
+                    load(root, options["threshold"], options["claimed"]).verdict.states.items()
+                    if state.state == "unserved"]
+    except NothingToScore:
+        unserved = []
+    if unserved:
+        decision = "fails"
+    effective, requests, fixed = adaptive.get("effective"), adaptive.get("requests", 0), adaptive.get("fixed_requests")
+    lines = [f"{SAID[decision]}: claimed {format_length(options['claimed'])} | effective "
+             f"{format_length(effective) if effective else 'unknown'}"
+             + (f" | not served whole: {', '.join(unserved)}" if unserved else ""),
+             *(f"  {step}" for step in adaptive.get("path", [])),
+             f"{requests} requests, {requests / max(1, fixed or 1):.0%} of the fixed design of "
+             f"{adaptive.get('fixed_samples')} samples a task and length ({fixed}), and "
+             f"{adaptive.get('tokens', 0):,} of its {adaptive.get('fixed_tokens', 0):,} context tokens; wrong "
+             f"verdicts at most {adaptive.get('alpha', 0.05):.0%}"]
+    if adaptive.get("stopped"):
+        lines.append(f"stopped: {adaptive['stopped']}")
+    return "\n".join(lines), decision
 
 
 @cli.command()

@@ -8,15 +8,17 @@ definition or seed is refused unless --new, which moves the old folder aside.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ruler import dataset
+from ruler.adaptive import validate_in_rounds
 from ruler.backends import backend_class
 from ruler.backends.base import Backend, BackendOptions, Request, ServedContext
 from ruler.cost import Budget, estimate, estimate_text, seconds_per_input_token
@@ -32,6 +34,7 @@ from ruler.report.results import NothingToScore
 from ruler.report.write import write_and_summarise
 from ruler.runner import alone_ids, predict
 from ruler.scoring import RULER_THRESHOLD
+from ruler.scoring.sequential import Validation
 from ruler.server_tokenizer import ServerTokenizer
 from ruler.tokenizers import Tokenizer, load_tokenizer
 from ruler.types import Prediction, Prices, Sample
@@ -41,6 +44,8 @@ from ruler.workspace import Workspace, workspace_for
 BUDGET_REACHED = 3
 #: the exit code of a run that ended with requests in error, or of a verdict left undecided by them
 UNFINISHED = 4
+#: the fixed design adaptive validation is measured against: the default --samples per task and length
+FIXED_DESIGN = 10
 #: requests of each length sent with nothing else in flight, to time the model rather than a server's queue
 ALONE_PER_LENGTH = 3
 
@@ -82,6 +87,8 @@ class RunOptions:
     price_in: float | None = None
     price_out: float | None = None
     max_cost: float | None = None
+    #: adaptive validation: the most samples per task a rung may get (None: the fixed design of `samples`)
+    max_samples: int | None = None
 
 
 def run_folder(options: RunOptions) -> Path:
@@ -232,6 +239,8 @@ async def _run_in(folder: dataset.DatasetFolder, options: RunOptions, workspace:
                   plan: dataset.Plan, given_prices: Prices | None) -> int:
     """Generate what the folder lacks, then estimate (a dry run) or send and summarise."""
     root = folder.root
+    if options.max_samples and not options.dry_run:
+        return await _validate(folder, options, workspace, backend, plan, given_prices)
     with progress(plan.size, "data", "sample") as bar:
         samples = dataset.generate(folder, workspace.builder, plan, lambda sample, new: bar.update(1))
     predictions_path = root / "predictions.jsonl"
@@ -249,12 +258,45 @@ async def _run_in(folder: dataset.DatasetFolder, options: RunOptions, workspace:
         print(f"run: {root} (nothing sent)")
         return 0
     budget = _budget(options, prices, done.values())
-    try:
+    with _saving(root):
         await _send(options, workspace, backend, plan, pending, planned, len(samples), predictions_path, budget)
+    return _finish(options, root, budget)
+
+
+async def _validate(folder: dataset.DatasetFolder, options: RunOptions, workspace: Workspace, backend: Backend,
+                    plan: dataset.Plan, given_prices: Prices | None) -> int:
+    """Adaptive validation: rounds until the verdict is known (ruler/adaptive.py), recorded in the manifest beside
+    what the fixed design of --samples would have sent, then the report."""
+    journal = folder.root / "predictions.jsonl"
+    budget = _budget(options, given_prices or await backend.prices(), latest_predictions(journal).values())
+    validation = Validation(plan.lengths, len(plan.tasks), options.max_samples, options.threshold / 100)
+
+    async def send(pending: list[Sample]) -> bool:
+        done = list(latest_predictions(journal).values())
+        await _send(options, workspace, backend, plan, pending, done, len(pending), journal, budget)
+        return not (budget and budget.stopped)
+
+    with _saving(folder.root):
+        stopped = await validate_in_rounds(validation, folder, workspace.builder, plan.tasks, journal,
+                                           options.retry_errors, send)
+    manifest = folder.manifest() or {}
+    folder.claim({**manifest, "run": {**manifest.get("run", {}), "adaptive": {
+        "verdict": validation.verdict(), "effective": validation.effective(), "path": validation.path,
+        "requests": validation.requests(), "fixed_requests": len(plan.tasks) * FIXED_DESIGN * len(plan.lengths),
+        "tokens": validation.tokens(), "fixed_tokens": len(plan.tasks) * FIXED_DESIGN * sum(plan.lengths),
+        "fixed_samples": FIXED_DESIGN, "max_samples": options.max_samples, "alpha": validation.alpha,
+        "stopped": stopped.why if stopped else None}}})
+    return _finish(options, folder.root, budget)
+
+
+@contextlib.contextmanager
+def _saving(root: Path) -> Iterator[None]:
+    """A failure to save answers is one line naming the folder; what was saved is kept."""
+    try:
+        yield
     except OSError as failure:
         raise RulerError(f"cannot save answers in {root}: {failure.strerror or failure}; what was saved is kept: "
                          "free space and run the same command to resume") from None
-    return _finish(options, root, budget)
 
 
 def _budget(options: RunOptions, prices: Prices | None, done: Iterable[Prediction]) -> Budget | None:

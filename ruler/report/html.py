@@ -27,6 +27,7 @@ td.num {{ text-align: right; }} img {{ max-width: 100%; }} #samples td {{ vertic
 <h1>{title}</h1>
 <p class="verdict" id="verdict">{verdict}</p>
 {warnings}
+{adaptive}
 <ul>{effective}</ul>
 <p class="muted">{details}</p>
 <h2>Lengths</h2>
@@ -86,6 +87,22 @@ def _table(table: list[list[str]], text_columns: int = 1) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _adaptive(adaptive: dict | None) -> str:
+    """The decision path of an adaptive `ruler validate`: each length as it was judged, and what it cost."""
+    if not adaptive:
+        return ""
+    steps = "".join(f"<li>{html.escape(step)}</li>" for step in adaptive.get("path", []))
+    cost = (f"{adaptive.get('requests')} requests against {adaptive.get('fixed_requests')} for the fixed design of "
+            f"{adaptive.get('fixed_samples')} samples a task and length, {adaptive.get('tokens', 0):,} context tokens "
+            f"against {adaptive.get('fixed_tokens', 0):,}; wrong verdicts at most "
+            f"{adaptive.get('alpha', 0.05):.0%}" + (f"; stopped: {adaptive['stopped']}" if adaptive.get("stopped")
+                                                     else ""))
+    verdict = {"holds": "the claim holds", "fails": "the claim does not hold"}.get(adaptive.get("verdict"),
+                                                                                   "the claim is undecided")
+    return (f'<div id="adaptive"><h2>Adaptive validation: {verdict}</h2>'
+            f'<ol>{steps}</ol><p class="muted">{html.escape(cost)}</p></div>')
+
+
 def render(results: RunResults, images: list[Path]) -> str:
     samples = [{"task": s.task, "length": format_length(s.length), "depth": ", ".join(f"{d:.2f}" for d in s.depths),
                 "validity": s.validity, "finish": s.finish_reason or "", "score": "" if s.score is None else
@@ -102,6 +119,7 @@ def render(results: RunResults, images: list[Path]) -> str:
         telemetry.drift_warnings(results.telemetry)
     return PAGE.format(
         title=html.escape(str(run.get("model", "run"))), verdict=html.escape(results.verdict.line()),
+        adaptive=_adaptive(run.get("adaptive")),
         warnings="".join(f'<p class="warning">{html.escape(line)}</p>' for line in warnings),
         effective="".join(f"<li>effective length ({html.escape(e.rule)}): {html.escape(e.describe(results.lengths))}"
                           "</li>" for e in results.effective),
