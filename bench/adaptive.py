@@ -6,8 +6,9 @@ For each accuracy profile (sharp cliffs, gradual decay, plateaus near the bar, t
 thousands of simulated validations: each answer is a draw of its task's accuracy at that length. Prints, per
 profile: the true verdict (a claim holds when the mean over tasks is at least the bar at every rung up to it), the
 share of wrong verdicts ("holds" for a claim that does not, or the reverse) and of undecided ones, the mean number
-of requests, and the same for the fixed designs of 10 and 25 samples per task and rung judged as today's report
-does (the Wilson interval of the pooled answers at each rung, no allowance for looking at several rungs).
+of requests, and the same for the fixed designs of 10 and 25 samples per task and rung, each rung judged by the
+Wilson interval of its pooled answers (the report's interval for 0/1 scores), with no allowance for judging
+several rungs.
 """
 
 from __future__ import annotations

@@ -42,6 +42,10 @@ def _json_object(ctx: click.Context, param: click.Parameter, value: str | None) 
     return parsed
 
 
+#: a score in percent strictly between 0 and 100 (a bar at either end decides nothing)
+THRESHOLD = click.FloatRange(0, 100, min_open=True, max_open=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ruler", message="ruler %(version)s")
 def cli() -> None:
@@ -153,7 +157,7 @@ model_options = _options([
                  help="Tokens a reasoning model may think, on top of each task's answer budget."),
     click.option("--reasoning-effort", default=None, type=click.Choice(["low", "medium", "high"]),
                  help="Sent as reasoning_effort to APIs that take one (GPT-OSS, o-series, OpenRouter)."),
-    click.option("--threshold", default=RULER_THRESHOLD, show_default=True, type=float,
+    click.option("--threshold", default=RULER_THRESHOLD, show_default=True, type=THRESHOLD,
                  help="Score the mean must keep for a length to count as effective (RULER's)."),
     click.option("--price-in", default=None, type=click.FloatRange(min=0),
                  help="US$ per 1M input tokens (default: the server's /models pricing, when it lists one)."),
@@ -241,7 +245,7 @@ def validate(**options) -> None:
     verdicts at most 5%). Exit 0 if the claim holds, 1 if not, 4 if undecided (errors, or the cap reached)."""
     from click.core import ParameterSource
 
-    from ruler.run import UNFINISHED, RunOptions, run_folder
+    from ruler.run import BUDGET_REACHED, UNFINISHED, RunOptions, run_folder
 
     adaptive = click.get_current_context().get_parameter_source("samples") == ParameterSource.DEFAULT
     options["lengths"] = ladder(options["claimed"])
@@ -250,24 +254,27 @@ def validate(**options) -> None:
     else:
         options["max_samples"] = None
     code = _run(dict(options))
-    if options["dry_run"] or code not in (0, UNFINISHED):
+    if options["dry_run"] or code not in (0, UNFINISHED, BUDGET_REACHED):
         raise click.exceptions.Exit(code)
     root = run_folder(RunOptions(model=options["model"], lengths=[], backend=options["backend"], out=options["out"]))
-    said, decision = (_adaptive_verdict if adaptive else _fixed_verdict)(root, options)
+    said, decision = _adaptive_verdict(root, options) if adaptive else _fixed_verdict(root, options, code)
     click.echo(said)
-    raise click.exceptions.Exit({"holds": 0, "fails": 1, "undecided": UNFINISHED}[decision])
+    # a decided verdict stands even where the spending cap stopped the rounds; an open one says why it is open
+    raise click.exceptions.Exit({"holds": 0, "fails": 1}.get(decision, code or UNFINISHED))
 
 
 SAID = {"holds": "the claim holds", "fails": "the claim does not hold", "undecided": "the claim is undecided"}
 
 
-def _fixed_verdict(root: Path, options: dict) -> tuple[str, str]:
+def _fixed_verdict(root: Path, options: dict, code: int) -> tuple[str, str]:
+    """The verdict of the fixed design, read by the report's intervals."""
     from ruler.report.results import NothingToScore, load
 
     try:
         results = load(root, options["threshold"], options["claimed"])
     except NothingToScore:
-        return ("the claim does not hold: the server answered no prompt", "fails")
+        return ("the claim is undecided: no answer was scored", "undecided") if code else \
+            ("the claim does not hold: the server answered no prompt", "fails")
     decision = results.verdict.decision()
     said = dict(SAID)
     if decision == "fails" and results.verdict.effective.ruled_out is None:
@@ -276,28 +283,20 @@ def _fixed_verdict(root: Path, options: dict) -> tuple[str, str]:
 
 
 def _adaptive_verdict(root: Path, options: dict) -> tuple[str, str]:
-    """The sequential verdict, with its path and what it saved; a length skipped or not served whole fails the
-    claim whatever its answers said."""
+    """The verdict adaptive validation recorded, with its path and what it cost against the fixed design."""
     from ruler.dataset import DatasetFolder
-    from ruler.report.results import NothingToScore, load
-    from ruler.scoring.sequential import ABOVE, BELOW
+    from ruler.scoring.sequential import OPEN
 
-    adaptive = (DatasetFolder(root).manifest() or {}).get("run", {}).get("adaptive") or {}
-    decision = {ABOVE: "holds", BELOW: "fails"}.get(adaptive.get("verdict"), "undecided")
-    try:
-        unserved = [f"{format_length(length)} ({state.why})" for length, state in
-                    load(root, options["threshold"], options["claimed"]).verdict.states.items()
-                    if state.state == "unserved"]
-    except NothingToScore:
-        unserved = []
-    if unserved:
-        decision = "fails"
+    run = (DatasetFolder(root).manifest() or {}).get("run", {})
+    adaptive, skipped = run.get("adaptive") or {}, run.get("skipped") or {}
+    verdict = adaptive.get("verdict", OPEN)
+    decision = "undecided" if verdict == OPEN else verdict
     effective, requests, fixed = adaptive.get("effective"), adaptive.get("requests", 0), adaptive.get("fixed_requests")
     lines = [f"{SAID[decision]}: claimed {format_length(options['claimed'])} | effective "
              f"{format_length(effective) if effective else 'unknown'}"
-             + (f" | not served whole: {', '.join(unserved)}" if unserved else ""),
+             + (f" | skipped: {', '.join(format_length(int(length)) for length in skipped)}" if skipped else ""),
              *(f"  {step}" for step in adaptive.get("path", [])),
-             f"{requests} requests, {requests / max(1, fixed or 1):.0%} of the fixed design of "
+             f"{requests} requests, {requests / (fixed or 1):.0%} of the fixed design of "
              f"{adaptive.get('fixed_samples')} samples a task and length ({fixed}), and "
              f"{adaptive.get('tokens', 0):,} of its {adaptive.get('fixed_tokens', 0):,} context tokens; wrong "
              f"verdicts at most {adaptive.get('alpha', 0.05):.0%}"]
@@ -308,7 +307,7 @@ def _adaptive_verdict(root: Path, options: dict) -> tuple[str, str]:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--threshold", default=RULER_THRESHOLD, show_default=True, type=float,
+@click.option("--threshold", default=RULER_THRESHOLD, show_default=True, type=THRESHOLD,
               help="Score the mean must keep for a length to count as effective (RULER's).")
 @click.option("--claimed", default=None, callback=_length, help="The advertised window, e.g. 1m.")
 def report(run_dir: Path, threshold: float, claimed: int | None) -> None:

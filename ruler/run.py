@@ -30,11 +30,11 @@ from ruler.lengths import format_length
 from ruler.predictions import latest_predictions
 from ruler.probe import ProbeResult, probe_key, recall
 from ruler.progress import progress
-from ruler.report.results import NothingToScore
+from ruler.report.results import NothingToScore, load
 from ruler.report.write import write_and_summarise
 from ruler.runner import alone_ids, predict
 from ruler.scoring import RULER_THRESHOLD
-from ruler.scoring.sequential import Validation
+from ruler.scoring.sequential import BELOW, Validation
 from ruler.server_tokenizer import ServerTokenizer
 from ruler.tokenizers import Tokenizer, load_tokenizer
 from ruler.types import Prediction, Prices, Sample
@@ -280,13 +280,29 @@ async def _validate(folder: dataset.DatasetFolder, options: RunOptions, workspac
         stopped = await validate_in_rounds(validation, folder, workspace.builder, plan.tasks, journal,
                                            options.retry_errors, send)
     manifest = folder.manifest() or {}
-    folder.claim({**manifest, "run": {**manifest.get("run", {}), "adaptive": {
-        "verdict": validation.verdict(), "effective": validation.effective(), "path": validation.path,
+    run = manifest.get("run", {})
+    # what was asked of each length is the plan the report reads (a dry run may have generated more)
+    asked = {str(length): rung.per_task for length, rung in validation.rungs.items() if rung.per_task}
+    folder.claim({**manifest, "run": {**run, "plan": {**run.get("plan", {}), "samples": asked}, "adaptive": {
+        "verdict": _adaptive_verdict(validation, folder.root, options, run), "effective": validation.effective(),
+        "path": validation.path,
         "requests": validation.requests(), "fixed_requests": len(plan.tasks) * FIXED_DESIGN * len(plan.lengths),
         "tokens": validation.tokens(), "fixed_tokens": len(plan.tasks) * FIXED_DESIGN * sum(plan.lengths),
         "fixed_samples": FIXED_DESIGN, "max_samples": options.max_samples, "alpha": validation.alpha,
         "stopped": stopped.why if stopped else None}}})
     return _finish(options, folder.root, budget)
+
+
+def _adaptive_verdict(validation: Validation, root: Path, options: RunOptions, run: dict) -> str:
+    """The sequential verdict, except that a length skipped as beyond the window, or one whose prompts the server
+    refused or cut, fails the claim whatever its answers said."""
+    if run.get("skipped"):
+        return BELOW
+    try:
+        states = load(root, options.threshold, options.claimed).verdict.states.values()
+    except NothingToScore:
+        return validation.verdict()
+    return BELOW if any(state.state == "unserved" for state in states) else validation.verdict()
 
 
 @contextlib.contextmanager

@@ -65,6 +65,32 @@ def test_a_resumed_validation_takes_the_same_path_and_sends_nothing_again(traine
     assert capsys.readouterr().out.split("the claim")[-1] == first.split("the claim")[-1]
 
 
+def test_a_length_skipped_as_beyond_the_window_fails_the_claim_everywhere(trained_tokenizer_dir, tmp_path,
+                                                                        capsys) -> None:
+    """The server serves 8K: 16k is skipped, and the claim fails in the terminal, the manifest and the report."""
+    with FakeServer(window=8192) as server:
+        assert validate(server, trained_tokenizer_dir, tmp_path / "run") == 1
+    assert "the claim does not hold: claimed 16k | effective 8k | skipped: 16k" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["run"]["adaptive"]["verdict"] == "fails"
+    assert "Adaptive validation: the claim does not hold" in (tmp_path / "run" / "report" / "report.html").read_text()
+
+
+def test_a_dry_run_before_the_validation_leaves_its_report_whole(trained_tokenizer_dir, tmp_path) -> None:
+    """A dry run generates the most the validation could send; the report counts what the rounds asked for."""
+    with FakeServer() as server:
+        assert validate(server, trained_tokenizer_dir, tmp_path / "run", "--dry-run") == 0
+        assert validate(server, trained_tokenizer_dir, tmp_path / "run") == 0
+    results = json.loads((tmp_path / "run" / "report" / "results.json").read_text())
+    assert results["verdict"]["lengths"] == {}  # every length complete: no sample counted as not sent
+
+
+def test_a_threshold_outside_0_to_100_is_refused(trained_tokenizer_dir, tmp_path, capsys) -> None:
+    with FakeServer() as server:
+        assert validate(server, trained_tokenizer_dir, tmp_path / "run", "--threshold", "100") == 2
+    assert "--threshold" in capsys.readouterr().err
+
+
 def test_samples_runs_the_fixed_design(trained_tokenizer_dir, tmp_path, capsys) -> None:
     with FakeServer() as server:
         assert validate(server, trained_tokenizer_dir, tmp_path / "run", "--samples", "2") == 1
@@ -72,13 +98,16 @@ def test_samples_runs_the_fixed_design(trained_tokenizer_dir, tmp_path, capsys) 
     assert "the claim is not shown to hold" in capsys.readouterr().out
 
 
-def simulate(accuracies: list[float], rng: np.random.Generator, tasks: int = 4, cap: int = 16) -> Validation:
+def simulate(accuracies: list[float | list[float]], rng: np.random.Generator, tasks: int = 4,
+             cap: int = 16) -> Validation:
+    """Rounds of answers drawn at each rung's accuracy: one for every task, or one per task."""
     validation = Validation([4096 * 2**i for i in range(len(accuracies))], tasks, cap, BAR)
     while (step := validation.next_round()) is not None:
         length, per_task = step
-        more = (per_task - validation.rungs[length].per_task) * tasks
-        p = accuracies[validation.lengths.index(length)]
-        validation.record(length, [float(x) for x in rng.random(more) < p], per_task)
+        more = per_task - validation.rungs[length].per_task
+        rung = accuracies[validation.lengths.index(length)]
+        per_task_accuracy = rung if isinstance(rung, list) else [rung] * tasks
+        validation.record(length, [float(x) for p in per_task_accuracy for x in rng.random(more) < p], per_task)
     return validation
 
 
@@ -96,10 +125,12 @@ def test_a_length_left_open_at_the_cap_leaves_the_verdict_undecided() -> None:
     assert validation.verdict() == OPEN and validation.effective() is None
 
 
-@pytest.mark.parametrize("accuracies,truth", [([0.95, 0.90, BAR], ABOVE), ([0.95, 0.90, 0.84], BELOW)])
+@pytest.mark.parametrize("accuracies,truth", [([0.95, 0.90, BAR], ABOVE), ([0.95, 0.90, 0.84], BELOW),
+                                              ([0.95, 0.90, [1.0, 1.0, 0.75, 0.64]], BELOW),
+                                              ([0.95, 0.90, [1.0, 0.95, 0.8, 0.68]], ABOVE)])
 def test_wrong_verdicts_stay_under_alpha_at_the_bar(accuracies: list[float], truth: str) -> None:
-    """At (or just under) the bar every verdict is a near thing: over 400 simulated models, wrong ones stay
-    under the 5% the test promises."""
+    """At (or just under) the bar every verdict is a near thing, whether the tasks score alike or far apart: over
+    400 simulated models, wrong ones stay under the 5% the test promises."""
     rng = np.random.default_rng(0)
     verdicts = [simulate(accuracies, rng).verdict() for _ in range(400)]
     assert sum(verdict not in (OPEN, truth) for verdict in verdicts) / len(verdicts) <= 0.05

@@ -110,8 +110,12 @@ def _planned(samples: dict[str, Sample], predictions: dict[str, Prediction],
     it did not send are pending). Samples generated but never part of a run's plan (a dry run of more tasks, a
     larger --samples earlier) are not."""
     def in_plan(sample: Sample) -> bool:
-        return bool(plan) and sample.task in plan["tasks"] and sample.length in plan["lengths"] and \
-            sample.index < plan["samples"]
+        if not plan:
+            return False
+        # samples a task: one count for every length, or one per length (what adaptive validation asked)
+        counts = plan["samples"]
+        asked = counts if isinstance(counts, int) else counts.get(str(sample.length), 0)
+        return sample.task in plan["tasks"] and sample.length in plan["lengths"] and sample.index < asked
 
     return {id_: sample for id_, sample in samples.items() if id_ in predictions or in_plan(sample)}
 
