@@ -13,9 +13,24 @@ from ruler import dataset
 from ruler.predictions import latest_predictions
 from ruler.samples import SampleBuilder
 from ruler.scoring.aggregate import score_samples
-from ruler.scoring.sequential import Validation
+from ruler.scoring.sequential import OPEN, Validation
 from ruler.tasks import TaskSpec
-from ruler.types import Sample
+from ruler.types import Prediction, Sample
+
+
+def decision(record: dict) -> str:
+    """The decision an adaptive validation recorded, in the words of Verdict.decision."""
+    verdict = record.get("verdict", OPEN)
+    return "undecided" if verdict == OPEN else verdict
+
+
+def cost(record: dict) -> str:
+    """What an adaptive validation sent, against the fixed design it replaces."""
+    requests, fixed = record.get("requests", 0), record.get("fixed_requests")
+    return (f"{requests} requests, {requests / (fixed or 1):.0%} of the fixed design of {record.get('fixed_samples')} "
+            f"samples a task and length ({fixed}), and {record.get('tokens', 0):,} of its "
+            f"{record.get('fixed_tokens', 0):,} context tokens; wrong verdicts at most {record.get('alpha', 0.05):.0%}"
+            + (f"; stopped: {record['stopped']}" if record.get("stopped") else ""))
 
 
 @dataclass(frozen=True)
@@ -27,8 +42,9 @@ class Stopped:
 
 async def validate_in_rounds(validation: Validation, folder: dataset.DatasetFolder, builder: SampleBuilder,
                              tasks: list[TaskSpec], journal: Path, retry_errors: bool,
-                             send: Callable[[list[Sample]], Awaitable[bool]]) -> Stopped | None:
-    """Play the rounds; `send` sends samples and says whether sending may go on (False: a cap was reached)."""
+                             send: Callable[[list[Sample], list[Prediction]], Awaitable[bool]]) -> Stopped | None:
+    """Play the rounds; `send` sends samples (given the answers journaled so far) and says whether sending may go
+    on (False: a cap was reached)."""
     while (step := validation.next_round()) is not None:
         length, per_task = step
         rung = validation.rungs[length]
@@ -36,7 +52,7 @@ async def validate_in_rounds(validation: Validation, folder: dataset.DatasetFold
                    if sample.index >= rung.per_task]
         done = latest_predictions(journal)
         pending = [s for s in samples if s.id not in done or (retry_errors and done[s.id].validity == "error")]
-        if pending and not await send(pending):
+        if pending and not await send(pending, list(done.values())):
             return Stopped("the spending cap was reached")
         scored = score_samples(samples, latest_predictions(journal))
         failed = [s for s in scored if s.validity == "error"]

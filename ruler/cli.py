@@ -263,12 +263,10 @@ def validate(**options) -> None:
     raise click.exceptions.Exit({"holds": 0, "fails": 1}.get(decision, code or UNFINISHED))
 
 
-SAID = {"holds": "the claim holds", "fails": "the claim does not hold", "undecided": "the claim is undecided"}
-
-
 def _fixed_verdict(root: Path, options: dict, code: int) -> tuple[str, str]:
     """The verdict of the fixed design, read by the report's intervals."""
     from ruler.report.results import NothingToScore, load
+    from ruler.scoring.aggregate import SAID
 
     try:
         results = load(root, options["threshold"], options["claimed"])
@@ -284,25 +282,18 @@ def _fixed_verdict(root: Path, options: dict, code: int) -> tuple[str, str]:
 
 def _adaptive_verdict(root: Path, options: dict) -> tuple[str, str]:
     """The verdict adaptive validation recorded, with its path and what it cost against the fixed design."""
+    from ruler.adaptive import cost, decision
     from ruler.dataset import DatasetFolder
-    from ruler.scoring.sequential import OPEN
+    from ruler.scoring.aggregate import SAID
 
     run = (DatasetFolder(root).manifest() or {}).get("run", {})
     adaptive, skipped = run.get("adaptive") or {}, run.get("skipped") or {}
-    verdict = adaptive.get("verdict", OPEN)
-    decision = "undecided" if verdict == OPEN else verdict
-    effective, requests, fixed = adaptive.get("effective"), adaptive.get("requests", 0), adaptive.get("fixed_requests")
-    lines = [f"{SAID[decision]}: claimed {format_length(options['claimed'])} | effective "
+    effective = adaptive.get("effective")
+    lines = [f"{SAID[decision(adaptive)]}: claimed {format_length(options['claimed'])} | effective "
              f"{format_length(effective) if effective else 'unknown'}"
              + (f" | skipped: {', '.join(format_length(int(length)) for length in skipped)}" if skipped else ""),
-             *(f"  {step}" for step in adaptive.get("path", [])),
-             f"{requests} requests, {requests / (fixed or 1):.0%} of the fixed design of "
-             f"{adaptive.get('fixed_samples')} samples a task and length ({fixed}), and "
-             f"{adaptive.get('tokens', 0):,} of its {adaptive.get('fixed_tokens', 0):,} context tokens; wrong "
-             f"verdicts at most {adaptive.get('alpha', 0.05):.0%}"]
-    if adaptive.get("stopped"):
-        lines.append(f"stopped: {adaptive['stopped']}")
-    return "\n".join(lines), decision
+             *(f"  {step}" for step in adaptive.get("path", [])), cost(adaptive)]
+    return "\n".join(lines), decision(adaptive)
 
 
 @cli.command()

@@ -271,8 +271,7 @@ async def _validate(folder: dataset.DatasetFolder, options: RunOptions, workspac
     budget = _budget(options, given_prices or await backend.prices(), latest_predictions(journal).values())
     validation = Validation(plan.lengths, len(plan.tasks), options.max_samples, options.threshold / 100)
 
-    async def send(pending: list[Sample]) -> bool:
-        done = list(latest_predictions(journal).values())
+    async def send(pending: list[Sample], done: list[Prediction]) -> bool:
         await _send(options, workspace, backend, plan, pending, done, len(pending), journal, budget)
         return not (budget and budget.stopped)
 

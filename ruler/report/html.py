@@ -8,10 +8,12 @@ import html
 import json
 from pathlib import Path
 
+from ruler.adaptive import cost, decision
 from ruler.lengths import format_length
 from ruler.report import telemetry
 from ruler.report.results import RunResults
 from ruler.report.tables import length_rows, rows
+from ruler.scoring.aggregate import SAID
 from ruler.scoring.validity import MEANINGS
 
 PAGE = """<!doctype html>
@@ -87,20 +89,13 @@ def _table(table: list[list[str]], text_columns: int = 1) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _adaptive(adaptive: dict | None) -> str:
+def _adaptive(record: dict | None) -> str:
     """The decision path of an adaptive `ruler validate`: each length as it was judged, and what it cost."""
-    if not adaptive:
+    if not record:
         return ""
-    steps = "".join(f"<li>{html.escape(step)}</li>" for step in adaptive.get("path", []))
-    cost = (f"{adaptive.get('requests')} requests against {adaptive.get('fixed_requests')} for the fixed design of "
-            f"{adaptive.get('fixed_samples')} samples a task and length, {adaptive.get('tokens', 0):,} context tokens "
-            f"against {adaptive.get('fixed_tokens', 0):,}; wrong verdicts at most "
-            f"{adaptive.get('alpha', 0.05):.0%}" + (f"; stopped: {adaptive['stopped']}" if adaptive.get("stopped")
-                                                     else ""))
-    verdict = {"holds": "the claim holds", "fails": "the claim does not hold"}.get(adaptive.get("verdict"),
-                                                                                   "the claim is undecided")
-    return (f'<div id="adaptive"><h2>Adaptive validation: {verdict}</h2>'
-            f'<ol>{steps}</ol><p class="muted">{html.escape(cost)}</p></div>')
+    steps = "".join(f"<li>{html.escape(step)}</li>" for step in record.get("path", []))
+    return (f'<div id="adaptive"><h2>Adaptive validation: {SAID[decision(record)]}</h2>'
+            f'<ol>{steps}</ol><p class="muted">{html.escape(cost(record))}</p></div>')
 
 
 def render(results: RunResults, images: list[Path]) -> str:

@@ -258,6 +258,10 @@ def effective_lengths(means: list[LengthMean], threshold: float = RULER_THRESHOL
     return rules
 
 
+#: how each decision on a claim reads, whichever design reached it
+SAID = {"holds": "the claim holds", "fails": "the claim does not hold", "undecided": "the claim is undecided"}
+
+
 @dataclass(frozen=True)
 class Verdict:
     claimed: int | None

@@ -80,8 +80,6 @@ class Validation:
     max_samples: int
     bar: float
     alpha: float = 0.05
-    #: answers per task a round adds to a rung
-    step: int = 1
     rungs: dict[int, Rung] = field(init=False)
     path: list[str] = field(default_factory=list, init=False)
 
@@ -95,21 +93,25 @@ class Validation:
         return self.lengths[-1]
 
     def next_round(self) -> tuple[int, int] | None:
-        """The rung to ask next and the answers per task it should reach; None once nothing is left to decide, or
-        the walk reached a rung left open at the cap."""
+        """The rung to ask next and the answers per task it should reach (a round is one more of each task); None
+        once nothing is left to decide, or the walk reached a rung left open at the cap."""
         for length in self._to_decide():
             rung = self.rungs[length]
             if rung.state != OPEN:
                 continue
             if rung.per_task >= self.max_samples:
                 return None  # left open at the cap: the walk stops there
-            return length, min(self.max_samples, rung.per_task + self.step)
+            return length, rung.per_task + 1
         return None
 
     def record(self, length: int, scores: list[float], per_task: int) -> None:
         """A round of `length`: the same number of answers of every task, now `per_task` of each. The stakes are
-        set from the answers before it, then each answer moves both bettors' capital."""
+        set from the answers before it, then each answer moves both bettors' capital. An unbalanced round would
+        break the bound, so it is refused."""
         rung = self.rungs[length]
+        if len(scores) != self.tasks * (per_task - rung.per_task):
+            raise ValueError(f"a round of {length} needs {per_task - rung.per_task} answers of each of {self.tasks} "
+                             f"tasks, not {len(scores)}")
         up, down = stakes(rung.total, rung.n, self.bar, self.prior(length))
         rung.above += sum(math.log1p(up * (score - self.bar)) for score in scores)
         rung.below += sum(math.log1p(down * (self.bar - score)) for score in scores)
