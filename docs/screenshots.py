@@ -1,5 +1,6 @@
 """Refresh the pictures in docs/: for each run folder given, its report figures and a screenshot of the top of its
-report.html in headless Chromium (selenium, the test extra; Debian: apt-get install chromium chromium-driver).
+report.html in headless Chromium (selenium, the test extra; Debian: apt-get install chromium chromium-driver),
+started as the browser tests start it (tests/helpers.py).
 
     python docs/screenshots.py NAME=RUN_FOLDER [NAME=RUN_FOLDER ...]
 
@@ -13,19 +14,15 @@ import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS.parent / "tests"))
+
+from helpers import chromium, headless_chromium  # noqa: E402
+
 FIGURES = {"accuracy.png": "accuracy", "depth_heatmap.png": "depth", "latency.png": "latency"}
 
 
 def screenshot(page: Path, out: Path, height: int = 1400) -> None:
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser") or ""
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size=1200,{height}",
-                     "--hide-scrollbars"):
-        options.add_argument(argument)
-    browser = webdriver.Chrome(options=options,
-                               service=webdriver.ChromeService(executable_path=shutil.which("chromedriver")))
+    browser = headless_chromium(*chromium(), height, "--hide-scrollbars")
     try:
         browser.get(page.as_uri())
         browser.save_screenshot(str(out))

@@ -98,3 +98,24 @@ def bpe_counter(encoding) -> Counter:
 def word_lists() -> list[str]:
     with gzip.open(DATA_DIR / "wonderwords.json.gz", "rt") as handle:
         return [word for words in json.load(handle).values() for word in words]
+
+
+def chromium() -> tuple[str | None, str | None]:
+    """The Chromium (or Chrome) binary and its driver found on PATH, None for each missing."""
+    import shutil
+
+    binary = next((path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))),
+                  None)
+    return binary, shutil.which("chromedriver")
+
+
+def headless_chromium(binary: str, driver: str, height: int = 900, *arguments: str):
+    """A selenium session of a headless Chromium 1200 pixels wide, on this machine's binaries only."""
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size=1200,{height}",
+                     *arguments):
+        options.add_argument(argument)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))

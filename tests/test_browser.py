@@ -7,36 +7,24 @@ RULER_REQUIRE_BROWSER=1, which turns a missing browser into a failure."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 from fake_server import FakeServer
+from helpers import chromium, headless_chromium
 
 from ruler.cli import main
 
 
-def _found() -> tuple[str | None, str | None]:
-    browser = next((path for name in ("chromium", "chromium-browser", "google-chrome")
-                    if (path := shutil.which(name))), None)
-    return browser, shutil.which("chromedriver")
-
-
 @pytest.fixture(scope="module")
 def browser():
-    binary, driver = _found()
+    binary, driver = chromium()
     if not (binary and driver):
         why = "needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver)"
         if os.environ.get("RULER_REQUIRE_BROWSER"):
             pytest.fail(why)
         pytest.skip(why)
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"):
-        options.add_argument(argument)
-    session = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
+    session = headless_chromium(binary, driver)
     yield session
     session.quit()
 
