@@ -21,6 +21,7 @@ import numpy as np
 
 from generators.base import Counter
 from ruler.errors import RulerError
+from ruler.hub import cached_or_hub
 
 DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_QA_SOURCES = {"squad": "rajpurkar/squad_v2", "hotpotqa": "hotpotqa/hotpot_qa"}
@@ -170,19 +171,23 @@ def _hotpotqa_items(examples: list[tuple[str, str, list[str]]]) -> tuple[list[st
 
 
 def _from_hub(name: str, hub_id: str) -> tuple[list[str], list[QAItem]]:
-    """Load through `datasets` (cached by it) and convert hub rows to RULER's structure."""
+    """Load through `datasets` (cached by it) and convert hub rows to RULER's structure; a dataset neither cached
+    nor reachable is one line at once, not a minute of the hub client's retries."""
+    fix = f"pass {QA_OPTION[name]} FILE (RULER's {name}.json) or `{QA_OPTION[name]} sample` for the bundled sample"
+    rows = cached_or_hub(lambda local: _hub_rows(name, hub_id, fix), hub_id, f"{name} dataset", "dataset", fix)
+    return squad_from_rows(rows) if name == "squad" else hotpotqa_from_rows(rows)
+
+
+def _hub_rows(name: str, hub_id: str, fix: str) -> Iterable[dict[str, Any]]:
     try:
         import datasets
 
         if name == "squad":
-            rows = datasets.load_dataset(hub_id, split="validation")
-        else:
-            rows = datasets.load_dataset(hub_id, "distractor", split="validation")
+            return datasets.load_dataset(hub_id, split="validation")
+        return datasets.load_dataset(hub_id, "distractor", split="validation")
     except Exception as error:  # datasets raises many kinds when offline or given a bad id
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise RulerError(f"cannot load {name} from the hub ({hub_id!r}: {first}); pass {QA_OPTION[name]} FILE "
-                         f"(RULER's {name}.json) or `{QA_OPTION[name]} sample` for the bundled sample") from None
-    return squad_from_rows(rows) if name == "squad" else hotpotqa_from_rows(rows)
+        raise RulerError(f"cannot load {name} from the hub ({hub_id!r}: {first}); {fix}") from None
 
 
 def squad_from_rows(rows: Iterable[dict[str, Any]]) -> tuple[list[str], list[QAItem]]:

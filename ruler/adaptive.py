@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ruler import dataset
+from ruler.lengths import format_length
 from ruler.predictions import latest_predictions
 from ruler.samples import SampleBuilder
-from ruler.scoring.aggregate import score_samples
+from ruler.scoring.aggregate import SAID, length_states, score_samples
 from ruler.scoring.sequential import OPEN, Validation
+from ruler.scoring.truncation import find_cuts, mark_cuts
 from ruler.tasks import TaskSpec
 from ruler.types import Prediction, Sample
 
@@ -33,6 +35,16 @@ def cost(record: dict) -> str:
             + (f"; stopped: {record['stopped']}" if record.get("stopped") else ""))
 
 
+def summary(run: dict) -> list[str]:
+    """What the terminal shows first of an adaptive validation (the run record of its manifest): the verdict, the
+    decision path and what it cost."""
+    record, skipped = run.get("adaptive") or {}, run.get("skipped") or {}
+    verdict = (f"{SAID[decision(record)]}: claimed {format_length(run['claimed'])} | effective "
+               f"{record.get('effective_said', 'unknown')}"
+               + (f" | skipped: {', '.join(format_length(int(length)) for length in skipped)}" if skipped else ""))
+    return [verdict, *(f"  {step}" for step in record.get("path", [])), cost(record)]
+
+
 @dataclass(frozen=True)
 class Stopped:
     """Why the rounds ended before the verdict: requests left in error, or a spending cap reached."""
@@ -44,20 +56,29 @@ async def validate_in_rounds(validation: Validation, folder: dataset.DatasetFold
                              tasks: list[TaskSpec], journal: Path, retry_errors: bool,
                              send: Callable[[list[Sample], list[Prediction]], Awaitable[bool]]) -> Stopped | None:
     """Play the rounds; `send` sends samples (given the answers journaled so far) and says whether sending may go
-    on (False: a cap was reached)."""
+    on (False: a cap was reached). After each round, a length whose prompts the server refused or cut (judged, as
+    the report does, on the answers asked for so far, so that a resumed validation sees what the first one saw)
+    fails at once."""
+    served_window = ((folder.manifest() or {}).get("run") or {}).get("served_window")
+    asked: dict[str, Sample] = {}
     while (step := validation.next_round()) is not None:
         length, per_task = step
         rung = validation.rungs[length]
         samples = [sample for sample in dataset.generate(folder, builder, dataset.Plan(tasks, [length], per_task))
                    if sample.index >= rung.per_task]
+        asked.update((sample.id, sample) for sample in samples)
         done = latest_predictions(journal)
         pending = [s for s in samples if s.id not in done or (retry_errors and done[s.id].validity == "error")]
         if pending and not await send(pending, list(done.values())):
             return Stopped("the spending cap was reached")
-        scored = score_samples(samples, latest_predictions(journal))
-        failed = [s for s in scored if s.validity == "error"]
-        if failed or len(scored) < len(samples):
-            return Stopped(f"{len(failed) or len(samples) - len(scored)} requests at {length} ended in error")
-        # an answer the server refused or cut counts against its length, which it did not serve whole
-        validation.record(length, [0.0 if s.score is None else s.score for s in scored], per_task)
+        answers = {id_: p for id_, p in latest_predictions(journal).items() if id_ in asked}
+        scored = score_samples(list(asked.values()), mark_cuts(answers, find_cuts(answers.values(), served_window)))
+        this_round = [s for s in scored if s.length == length and s.index >= rung.per_task]
+        failed = [s for s in this_round if s.validity == "error"]
+        if failed or len(this_round) < len(samples):
+            return Stopped(f"{len(failed) or len(samples) - len(this_round)} requests at {length} ended in error")
+        validation.record(length, [0.0 if s.score is None else s.score for s in this_round], per_task)
+        for state in length_states(list(asked.values()), scored).values():
+            if state.state == "unserved":
+                validation.fail(state.length, state.why)
     return None

@@ -168,8 +168,8 @@ model_options = _options([
 
 
 #: `run` and `validate` can stop before sending; `estimate` always does
-dry_run_option = click.option("--dry-run", is_flag=True, help="Generate the data and print what the run would send "
-                              "and cost, then stop (ruler estimate).")
+dry_run_option = click.option("--dry-run", is_flag=True, help="Print what the run would send and cost, at once and "
+                              "without generating the data, then stop (ruler estimate).")
 
 
 def _run(options: dict) -> int:
@@ -201,7 +201,8 @@ def run(**options) -> None:
 @data_options()
 def estimate(**options) -> None:
     """What `ruler run` with the same options would send: requests, input and output tokens per length, cost and
-    time (the same as `ruler run --dry-run`)."""
+    time (the same as `ruler run --dry-run`). Answers at once: prompts not generated yet count at the size they will
+    be built to, within 0.5%."""
     code = _run({**options, "dry_run": True})
     if code:
         raise click.exceptions.Exit(code)
@@ -257,8 +258,14 @@ def validate(**options) -> None:
     if options["dry_run"] or code not in (0, UNFINISHED, BUDGET_REACHED):
         raise click.exceptions.Exit(code)
     root = run_folder(RunOptions(model=options["model"], lengths=[], backend=options["backend"], out=options["out"]))
-    said, decision = _adaptive_verdict(root, options) if adaptive else _fixed_verdict(root, options, code)
-    click.echo(said)
+    if adaptive:  # the summary led with the rounds' verdict
+        from ruler.adaptive import decision as recorded
+        from ruler.dataset import DatasetFolder
+
+        decision = recorded(((DatasetFolder(root).manifest() or {}).get("run") or {}).get("adaptive") or {})
+    else:
+        said, decision = _fixed_verdict(root, options, code)
+        click.echo(said)
     # a decided verdict stands even where the spending cap stopped the rounds; an open one says why it is open
     raise click.exceptions.Exit({"holds": 0, "fails": 1}.get(decision, code or UNFINISHED))
 
@@ -278,22 +285,6 @@ def _fixed_verdict(root: Path, options: dict, code: int) -> tuple[str, str]:
     if decision == "fails" and results.verdict.effective.ruled_out is None:
         said["fails"] = f"the claim is not shown to hold ({results.undecided_by_width()})"
     return f"{said[decision]}: {results.verdict.line()}", decision
-
-
-def _adaptive_verdict(root: Path, options: dict) -> tuple[str, str]:
-    """The verdict adaptive validation recorded, with its path and what it cost against the fixed design."""
-    from ruler.adaptive import cost, decision
-    from ruler.dataset import DatasetFolder
-    from ruler.scoring.aggregate import SAID
-
-    run = (DatasetFolder(root).manifest() or {}).get("run", {})
-    adaptive, skipped = run.get("adaptive") or {}, run.get("skipped") or {}
-    effective = adaptive.get("effective")
-    lines = [f"{SAID[decision(adaptive)]}: claimed {format_length(options['claimed'])} | effective "
-             f"{format_length(effective) if effective else 'unknown'}"
-             + (f" | skipped: {', '.join(format_length(int(length)) for length in skipped)}" if skipped else ""),
-             *(f"  {step}" for step in adaptive.get("path", [])), cost(adaptive)]
-    return "\n".join(lines), decision(adaptive)
 
 
 @cli.command()

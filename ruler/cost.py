@@ -23,15 +23,28 @@ class LengthEstimate:
     input_tokens: int
     #: an upper bound: every answer using its whole budget
     output_tokens: int
+    #: requests whose prompts are not built yet, counted at the size they will be built to
+    unbuilt: int = 0
 
 
-def estimate(pending: Iterable[Sample], extra_output: int = 0) -> list[LengthEstimate]:
-    totals: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for sample in pending:
+@dataclass(frozen=True)
+class Unbuilt:
+    """A sample not generated yet. Its prompt is known to within 0.5% before it is built, since every prompt is
+    sized to its length (sizing.aim), so an estimate needs no generation."""
+
+    length: int
+    prompt_tokens: int
+    max_new_tokens: int
+
+
+def estimate(built: Iterable[Sample], extra_output: int = 0, unbuilt: Iterable[Unbuilt] = ()) -> list[LengthEstimate]:
+    totals: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for sample, pending in [(sample, 0) for sample in built] + [(sample, 1) for sample in unbuilt]:
         row = totals[sample.length]
         row[0] += 1
         row[1] += sample.prompt_tokens
         row[2] += sample.max_new_tokens + extra_output
+        row[3] += pending
     return [LengthEstimate(length, *totals[length]) for length in sorted(totals)]
 
 
@@ -67,6 +80,10 @@ def estimate_text(rows: list[LengthEstimate], prices: Prices | None, concurrency
     inputs, outputs = sum(r.input_tokens for r in rows), sum(r.output_tokens for r in rows)
     lines.append(f"{'total':>8} {requests:>9} {inputs:>14,} {outputs:>17,}"
                  + (f" {prices.cost(inputs, outputs):>10.4f}" if prices else ""))
+    unbuilt = sum(r.unbuilt for r in rows)
+    if unbuilt:
+        lines.append(f"input tokens: {unbuilt} of the {requests} prompts are not generated yet and count at the "
+                     "size they will be built to (each within 0.5% of it); the others exactly")
     if prices is None:
         lines.append("cost: unknown (give --price-in and --price-out, US$ per 1M tokens)")
     if pace:

@@ -8,7 +8,7 @@ difference named, rather than mixed.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,11 +89,11 @@ class DatasetFolder:
         write_atomic(self.manifest_path, json.dumps({**manifest, "version": __version__}, indent=2) + "\n")
 
 
-def generate(folder: DatasetFolder, builder: SampleBuilder, plan: Plan,
-             on_sample: Callable[[Sample, bool], None] = lambda sample, new: None) -> list[Sample]:
-    """Build every sample of `plan` not yet in `folder`, appending each as it is done; return all of them."""
+def each_sample(folder: DatasetFolder, builder: SampleBuilder, plan: Plan,
+                on_sample: Callable[[Sample, bool], None] = lambda sample, new: None) -> Iterator[Sample]:
+    """Every sample of `plan` in order, built and appended as it is reached when the folder lacks it: sending can
+    start with the first."""
     done = folder.samples()
-    out = []
     with Journal(folder.samples_path) as journal:
         for spec, length, index in plan.ids():
             sample = done.get(Sample.make_id(spec.name, length, index))
@@ -101,9 +101,14 @@ def generate(folder: DatasetFolder, builder: SampleBuilder, plan: Plan,
             if new:
                 sample, _ = builder.build(spec, length, index)
                 journal.append(sample.to_json())
-            out.append(sample)
             on_sample(sample, new)
-    return out
+            yield sample
+
+
+def generate(folder: DatasetFolder, builder: SampleBuilder, plan: Plan,
+             on_sample: Callable[[Sample, bool], None] = lambda sample, new: None) -> list[Sample]:
+    """Build every sample of `plan` not yet in `folder`, appending each as it is done; return all of them."""
+    return list(each_sample(folder, builder, plan, on_sample))
 
 
 def export_jsonl(path: Path, samples: list[Sample], builder: SampleBuilder, specs: dict[str, TaskSpec]) -> None:

@@ -13,15 +13,15 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ruler import dataset
-from ruler.adaptive import validate_in_rounds
+from ruler import adaptive, dataset
+from ruler.ahead import built_ahead
 from ruler.backends import backend_class
 from ruler.backends.base import Backend, BackendOptions, Request, ServedContext
-from ruler.cost import Budget, estimate, estimate_text, seconds_per_input_token
+from ruler.cost import Budget, Unbuilt, estimate, estimate_text, seconds_per_input_token
 from ruler.endpoints import api_key_from_env
 from ruler.errors import RulerError
 from ruler.files import folder_lock
@@ -30,12 +30,14 @@ from ruler.lengths import format_length
 from ruler.predictions import latest_predictions
 from ruler.probe import ProbeResult, probe_key, recall
 from ruler.progress import progress
-from ruler.report.results import NothingToScore, load
+from ruler.report.results import NothingToScore
 from ruler.report.write import write_and_summarise
 from ruler.runner import alone_ids, predict
+from ruler.samples import prompt_budget
 from ruler.scoring import RULER_THRESHOLD
 from ruler.scoring.sequential import BELOW, Validation
 from ruler.server_tokenizer import ServerTokenizer
+from ruler.sizing import aim
 from ruler.tokenizers import Tokenizer, load_tokenizer
 from ruler.types import Prediction, Prices, Sample
 from ruler.workspace import Workspace, workspace_for
@@ -237,30 +239,55 @@ async def _execute(options: RunOptions, workspace: Workspace, backend: Backend, 
 
 async def _run_in(folder: dataset.DatasetFolder, options: RunOptions, workspace: Workspace, backend: Backend,
                   plan: dataset.Plan, given_prices: Prices | None) -> int:
-    """Generate what the folder lacks, then estimate (a dry run) or send and summarise."""
+    """Estimate (a dry run), validate adaptively, or generate what the folder lacks, send and summarise."""
     root = folder.root
-    if options.max_samples and not options.dry_run:
+    if options.dry_run:
+        return await _estimate(folder, options, backend, plan, given_prices)
+    if options.max_samples:
         return await _validate(folder, options, workspace, backend, plan, given_prices)
-    with progress(plan.size, "data", "sample") as bar:
-        samples = dataset.generate(folder, workspace.builder, plan, lambda sample, new: bar.update(1))
     predictions_path = root / "predictions.jsonl"
     done = latest_predictions(predictions_path)
-    pending = [s for s in samples if s.id not in done or (options.retry_errors and done[s.id].validity == "error")]
-    planned = [done[s.id] for s in samples if s.id in done]  # a narrower rerun leaves other answers in the folder
+    planned = [(Sample.make_id(spec.name, length, index), length) for spec, length, index in plan.ids()]
+    waiting = [(id_, length) for id_, length in planned
+               if id_ not in done or (options.retry_errors and done[id_].validity == "error")]
+    answered = [done[id_] for id_, _ in planned if id_ in done]  # a narrower rerun leaves other answers there
     if done:
-        errors = sum(p.validity == "error" for p in planned) if not options.retry_errors else 0
-        _say(f"resuming: {len(samples) - len(pending)} of {len(samples)} answered, {len(pending)} to send"
+        errors = sum(p.validity == "error" for p in answered) if not options.retry_errors else 0
+        _say(f"resuming: {len(planned) - len(waiting)} of {len(planned)} answered, {len(waiting)} to send"
              + (f" ({errors} in error stay so: --retry-errors sends them again)" if errors else ""))
-    prices = given_prices or await backend.prices()
-    if options.dry_run:
-        print(estimate_text(estimate(pending, options.max_thinking_tokens), prices, options.concurrency,
-                            seconds_per_input_token(done.values())))
-        print(f"run: {root} (nothing sent)")
-        return 0
-    budget = _budget(options, prices, done.values())
+    budget = _budget(options, given_prices or await backend.prices(), done.values())
+    sending = {id_ for id_, _ in waiting}
+    samples = (sample for sample in dataset.each_sample(folder, workspace.builder, plan) if sample.id in sending)
     with _saving(root):
-        await _send(options, workspace, backend, plan, pending, planned, len(samples), predictions_path, budget)
+        await _send(options, workspace, backend, plan, built_ahead(samples), waiting, answered, len(planned),
+                    predictions_path, budget)
     return _finish(options, root, budget)
+
+
+async def _estimate(folder: dataset.DatasetFolder, options: RunOptions, backend: Backend, plan: dataset.Plan,
+                    given_prices: Prices | None) -> int:
+    """What the run would send, at once: the samples already generated count exactly, the others at the size they
+    will be built to, so nothing is generated (at 1M tokens a prompt, generating is what takes time)."""
+    built = folder.samples()
+    done = latest_predictions(folder.root / "predictions.jsonl")
+    pending, unbuilt = [], []
+    for spec, length, index in plan.ids():
+        sample = built.get(Sample.make_id(spec.name, length, index))
+        if sample is None:
+            budget = prompt_budget(spec, length)
+            unbuilt.append(Unbuilt(length, aim(budget), spec.max_new_tokens))
+        elif sample.id not in done or (options.retry_errors and done[sample.id].validity == "error"):
+            pending.append(sample)
+    print(estimate_text(estimate(pending, options.max_thinking_tokens, unbuilt),
+                        given_prices or await backend.prices(), options.concurrency,
+                        seconds_per_input_token(done.values())))
+    if options.max_samples:
+        fewest = len(plan.tasks) * min(len(plan.lengths), 2)
+        print(f"adaptive validation: the most it can send, every length to --max-samples {options.max_samples} "
+              f"per task; it stops once the verdict is known, after as few as {fewest} requests (one round at the "
+              "claim and one at the shortest length, both failing)")
+    print(f"run: {folder.root} (nothing sent)")
+    return 0
 
 
 async def _validate(folder: dataset.DatasetFolder, options: RunOptions, workspace: Workspace, backend: Backend,
@@ -272,36 +299,27 @@ async def _validate(folder: dataset.DatasetFolder, options: RunOptions, workspac
     validation = Validation(plan.lengths, len(plan.tasks), options.max_samples, options.threshold / 100)
 
     async def send(pending: list[Sample], done: list[Prediction]) -> bool:
-        await _send(options, workspace, backend, plan, pending, done, len(pending), journal, budget)
+        await _send(options, workspace, backend, plan, pending, [(s.id, s.length) for s in pending], done,
+                    len(pending), journal, budget)
         return not (budget and budget.stopped)
 
     with _saving(folder.root):
-        stopped = await validate_in_rounds(validation, folder, workspace.builder, plan.tasks, journal,
-                                           options.retry_errors, send)
+        stopped = await adaptive.validate_in_rounds(validation, folder, workspace.builder, plan.tasks, journal,
+                                                    options.retry_errors, send)
     manifest = folder.manifest() or {}
     run = manifest.get("run", {})
-    # what was asked of each length is the plan the report reads (a dry run may have generated more)
+    # what was asked of each length is the plan the report reads
     asked = {str(length): rung.per_task for length, rung in validation.rungs.items() if rung.per_task}
     folder.claim({**manifest, "run": {**run, "plan": {**run.get("plan", {}), "samples": asked}, "adaptive": {
-        "verdict": _adaptive_verdict(validation, folder.root, options, run), "effective": validation.effective(),
+        # a length skipped as beyond the window fails the claim whatever the rounds said
+        "verdict": BELOW if run.get("skipped") else validation.verdict(), "effective": validation.effective(),
+        "effective_said": validation.effective_said(),
         "path": validation.path,
         "requests": validation.requests(), "fixed_requests": len(plan.tasks) * FIXED_DESIGN * len(plan.lengths),
         "tokens": validation.tokens(), "fixed_tokens": len(plan.tasks) * FIXED_DESIGN * sum(plan.lengths),
         "fixed_samples": FIXED_DESIGN, "max_samples": options.max_samples, "alpha": validation.alpha,
         "stopped": stopped.why if stopped else None}}})
     return _finish(options, folder.root, budget)
-
-
-def _adaptive_verdict(validation: Validation, root: Path, options: RunOptions, run: dict) -> str:
-    """The sequential verdict, except that a length skipped as beyond the window, or one whose prompts the server
-    refused or cut, fails the claim whatever its answers said."""
-    if run.get("skipped"):
-        return BELOW
-    try:
-        states = load(root, options.threshold, options.claimed).verdict.states.values()
-    except NothingToScore:
-        return validation.verdict()
-    return BELOW if any(state.state == "unserved" for state in states) else validation.verdict()
 
 
 @contextlib.contextmanager
@@ -324,9 +342,10 @@ def _budget(options: RunOptions, prices: Prices | None, done: Iterable[Predictio
 
 
 async def _send(options: RunOptions, workspace: Workspace, backend: Backend, plan: dataset.Plan,
-                pending: list[Sample], done: Iterable[Prediction], total: int, predictions_path: Path,
-                budget: Budget | None) -> None:
-    """Send the pending samples and journal every answer, with progress: answers so far by validity."""
+                samples: Iterable[Sample] | AsyncIterator[Sample], waiting: list[tuple[str, int]],
+                done: Iterable[Prediction], total: int, predictions_path: Path, budget: Budget | None) -> None:
+    """Send the samples (as they are built: `waiting` names them, id and length, in order) and journal every
+    answer, with progress: answers so far by validity."""
     specs = {spec.name: spec for spec in plan.tasks}
 
     def request_for(sample: Sample) -> Request:
@@ -335,9 +354,9 @@ async def _send(options: RunOptions, workspace: Workspace, backend: Backend, pla
         return Request(sample.id, message if chat else text, sample.max_new_tokens + options.max_thinking_tokens,
                        chat=chat)
 
-    sending = {sample.id for sample in pending}
+    sending = {id_ for id_, _ in waiting}
     validities = Counter(prediction.validity for prediction in done if prediction.id not in sending)
-    with Journal(predictions_path) as journal, progress(total, "predict", "req", total - len(pending)) as bar:
+    with Journal(predictions_path) as journal, progress(total, "predict", "req", total - len(waiting)) as bar:
         def finished(prediction: Prediction) -> None:
             if budget:
                 budget.charge(prediction)
@@ -345,17 +364,18 @@ async def _send(options: RunOptions, workspace: Workspace, backend: Backend, pla
             bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in validities.most_common()), refresh=False)
             bar.update(1)
 
-        await predict(backend, pending, request_for, journal, options.concurrency, finished,
+        await predict(backend, samples, request_for, journal, options.concurrency, finished,
                       workspace.builder.tokenizer.count, budget.admit if budget else None,
-                      alone_ids(pending, done, ALONE_PER_LENGTH))
+                      alone_ids(waiting, done, ALONE_PER_LENGTH))
 
 
 def _finish(options: RunOptions, root: Path, budget: Budget | None) -> int:
     """Print the report's summary and say what is left to do; the exit code says whether anything is."""
     try:
         print(write_and_summarise(root, options.threshold, options.claimed))
-    except NothingToScore as nothing:
-        print(f"{nothing}\nrun: {root}")
+    except NothingToScore as nothing:  # an adaptive validation's verdict stands without a scored answer
+        run = (dataset.DatasetFolder(root).manifest() or {}).get("run") or {}
+        print("\n".join([*(adaptive.summary(run) if run.get("adaptive") else []), str(nothing), f"run: {root}"]))
     except OSError as failure:
         raise RulerError(f"the answers are saved in {root}, but the report could not be written "
                          f"({failure.strerror or failure}); `ruler report {root}` writes it later") from None

@@ -79,29 +79,41 @@ class Gate:
                 self._changed.notify_all()
 
 
-def alone_ids(pending: Iterable[Sample], done: Iterable[Prediction], per_length: int) -> set[str]:
-    """The first pending samples of each length, up to `per_length` sent alone there (counting earlier runs')."""
+def alone_ids(pending: Iterable[tuple[str, int]], done: Iterable[Prediction], per_length: int) -> set[str]:
+    """The first pending samples (id and length) of each length, up to `per_length` sent alone there (counting
+    earlier runs')."""
     timed: dict[int, int] = {}
     for prediction in done:
         if prediction.alone:
             timed[prediction.length] = timed.get(prediction.length, 0) + 1
     chosen = set()
-    for sample in pending:
-        if timed.get(sample.length, 0) < per_length:
-            timed[sample.length] = timed.get(sample.length, 0) + 1
-            chosen.add(sample.id)
+    for id_, length in pending:
+        if timed.get(length, 0) < per_length:
+            timed[length] = timed.get(length, 0) + 1
+            chosen.add(id_)
     return chosen
 
 
-async def predict(backend: Backend, samples: Iterable[Sample], request_for: Callable[[Sample], Request],
-                  journal: Journal, concurrency: int, on_done: Callable[[Prediction], None],
-                  count: Callable[[str], int], admit: Callable[[Sample], bool] | None = None,
+async def _each(items: Iterable[Sample]) -> AsyncIterator[Sample]:
+    for item in items:
+        yield item
+
+
+async def predict(backend: Backend, samples: Iterable[Sample] | AsyncIterator[Sample],
+                  request_for: Callable[[Sample], Request], journal: Journal, concurrency: int,
+                  on_done: Callable[[Prediction], None], count: Callable[[str], int],
+                  admit: Callable[[Sample], bool] | None = None,
                   alone: set[str] | frozenset[str] = frozenset()) -> None:
-    """Send every sample (until `admit` refuses one: then no new request starts), those in `alone` with nothing
-    else in flight, and journal the answers."""
-    pending = iter(samples)
+    """Send every sample, as they come (until `admit` refuses one: then no new request starts), those in `alone`
+    with nothing else in flight, and journal the answers."""
+    source = samples if isinstance(samples, AsyncIterator) else _each(samples)
+    taking = asyncio.Lock()
     finished: asyncio.Queue[Prediction | None] = asyncio.Queue()
     gate = Gate()
+
+    async def take() -> Sample | None:
+        async with taking:  # one taker at a time: an async generator runs for one caller at once
+            return await anext(source, None)
 
     async def answer(sample: Sample, solo: bool) -> Completion:
         """The sample's completion; a failure of this request alone (its prompt cannot be rebuilt, its answer
@@ -114,7 +126,7 @@ async def predict(backend: Backend, samples: Iterable[Sample], request_for: Call
             return Completion(failure="error", error=f"{type(failure).__name__}: {failure}"[:300])
 
     async def worker() -> None:
-        for sample in pending:
+        while (sample := await take()) is not None:
             if admit and not admit(sample):
                 return
             solo = concurrency == 1 or sample.id in alone
@@ -152,3 +164,4 @@ async def predict(backend: Backend, samples: Iterable[Sample], request_for: Call
         if not writing.done():
             finished.put_nowait(None)
             await asyncio.shield(writing)
+        await source.aclose()  # the samples not taken (a cap, a failure) are not built

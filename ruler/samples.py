@@ -26,6 +26,15 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def prompt_budget(spec: TaskSpec, length: int) -> int:
+    """The prompt tokens a sample of `length` may have: the length less the task's generation budget."""
+    budget = length - spec.max_new_tokens
+    if budget <= 0:
+        raise RulerError(f"length {length} leaves no room for {spec.name}'s {spec.max_new_tokens}-token "
+                         "generation budget; use a longer length")
+    return budget
+
+
 class SampleBuilder:
     def __init__(self, tokenizer: Tokenizer, renderer: PromptRenderer, resources: Resources, seed: int) -> None:
         self.tokenizer, self.renderer, self.resources, self.seed = tokenizer, renderer, resources, seed
@@ -44,10 +53,7 @@ class SampleBuilder:
     def build(self, spec: TaskSpec, length: int, index: int) -> tuple[Sample, str]:
         """A new sample of exactly `length` tokens (prompt + generation budget), and its prompt text. A draw that
         breaks an invariant is replaced by the next one (still a function of the sample's key alone)."""
-        budget = length - spec.max_new_tokens
-        if budget <= 0:
-            raise RulerError(f"length {length} leaves no room for {spec.name}'s {spec.max_new_tokens}-token "
-                             "generation budget; use a longer length")
+        budget = prompt_budget(spec, length)
         for draw in range(DRAWS):
             draft, frame = self._draft(spec, length, index, draw)
             try:

@@ -44,6 +44,13 @@ def window(budget: int) -> tuple[int, int]:
     return min(math.ceil(FILL * budget), budget - MIN_SLACK), budget
 
 
+def aim(budget: int) -> int:
+    """The prompt tokens `fit` aims for: a third of the way down the window, so that the merges it cannot foresee
+    land inside it. Every prompt ends within 0.5% of this, which is what an estimate counts before building it."""
+    low, high = window(budget)
+    return high - (high - low) // 3
+
+
 def _largest(cost: Callable[[int], int], target: float, guess: int, limit: int | None) -> int:
     """The largest n <= limit with cost(n) <= target (cost is monotone), searched from `guess`; -1 if none."""
     if cost(0) > target:
@@ -85,11 +92,11 @@ def _calibrate(draft: Draft, target: float, tokenizer: Tokenizer) -> tuple[float
 def fit(draft: Draft, frame: Frame, tokenizer: Tokenizer, budget: int) -> Fitted:
     """Size `draft` so that frame.head + context + frame.tail has between 99.5% and 100% of `budget` tokens."""
     low, high = window(budget)
-    aim = high - (high - low) // 3
-    scale, tokenized = _calibrate(draft, aim - frame.overhead, tokenizer)
+    aimed = aim(budget)
+    scale, tokenized = _calibrate(draft, aimed - frame.overhead, tokenizer)
     total = 0
     for _ in range(ATTEMPTS):
-        target = (aim - frame.overhead) / scale
+        target = (aimed - frame.overhead) / scale
         units = _largest(draft.cost, target, draft.guess(int(target)), draft.max_units)
         if units < 0:
             raise GenerationDefect(f"{budget} tokens cannot hold the prompt without its haystack "

@@ -90,6 +90,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.fixture(params=["offline", "unreachable"])
+def no_hub(request, monkeypatch) -> str:
+    """The hub switched off (HF_HUB_OFFLINE) or unreachable (HF_ENDPOINT on a closed loopback port); returns what a
+    one-line error says of it."""
+    if request.param == "offline":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        return "HF_HUB_OFFLINE is set"
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    return "cannot be reached (ConnectError)"
+
+
 @contextlib.contextmanager
 def serving_smollm2(n_ctx: int):
     """llama.cpp (llama-cpp-python) serving SmolLM2-135M-Instruct on a free loopback port: yields its /v1 URL."""

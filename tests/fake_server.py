@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 NEEDLE = re.compile(r"One of the special magic \w+ for (\S+) is: (\S+)\.")
@@ -73,8 +74,11 @@ class FakeServer:
     def __init__(self, window: int | None = 131072, delay: float = 0.0, first_token_delay: float = 0.0,
                  pricing: dict[str, str] | None = None, context: Context | None = None,
                  routes: dict[str, dict] | None = None, models: list[str | dict] | None = None,
-                 timings: bool = False, serial: bool = False) -> None:
+                 timings: bool = False, serial: bool = False,
+                 on_request: Callable[[dict], None] = lambda body: None) -> None:
         self.script: deque[str] = deque()
+        #: told of every completion request as it arrives, before it is answered
+        self.on_request = on_request
         self.window, self.delay, self.first_token_delay, self.pricing = window, delay, first_token_delay, pricing
         #: how long prompts are served (None: whole, uncounted); other routes (`GET /props`, `POST /api/show` ...)
         #: and the model ids /v1/models lists
@@ -118,6 +122,7 @@ class FakeServer:
                     server.received.append({"path": path, "query": query,
                                             "authorization": self.headers.get("Authorization"), **body})
                     behaviour = server.script.popleft() if server.script else "ok"
+                    server.on_request(body)
                 with server.serial:
                     server.act(self, behaviour, body)
 

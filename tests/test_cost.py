@@ -10,6 +10,7 @@ import pytest
 from fake_server import FakeServer
 
 from ruler.cli import main
+from ruler.sizing import aim
 
 TASKS = ["--lengths", "4k", "--tasks", "niah_single_1,niah_multikey_2", "--samples", "3"]
 
@@ -27,26 +28,51 @@ def samples(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
 
 
-def test_estimate_counts_every_token_and_the_cost_without_sending(trained_tokenizer_dir, tmp_path, capsys) -> None:
+def test_estimate_answers_without_generating_or_sending_within_half_a_percent(trained_tokenizer_dir, tmp_path,
+                                                                               capsys) -> None:
+    """Every prompt is sized to its length, so the estimate needs no prompt: the run's real input tokens then lie
+    within 0.5% of it, and requests, answer budgets and cost follow."""
     out = tmp_path / "run"
     with FakeServer() as server:
         assert main(args("estimate", server, trained_tokenizer_dir, out, "--price-in", "2", "--price-out",
                          "10")) == 0
-        assert server.received == []
+        assert server.received == [] and not (out / "samples.jsonl").exists()
+        printed = capsys.readouterr().out
+        assert main(args("run", server, trained_tokenizer_dir, out)) == 0
     made = samples(out)
-    total = total_line(capsys.readouterr().out)
-    inputs, outputs = sum(s["prompt_tokens"] for s in made), sum(s["max_new_tokens"] for s in made)
-    assert int(total[1]) == 6 and int(total[2].replace(",", "")) == inputs
-    assert int(total[3].replace(",", "")) == outputs
-    assert float(total[4]) == pytest.approx((2 * inputs + 10 * outputs) / 1e6, abs=1e-4)
+    total = total_line(printed)
+    estimated, inputs, outputs = int(total[2].replace(",", "")), sum(s["prompt_tokens"] for s in made), \
+        sum(s["max_new_tokens"] for s in made)
+    assert int(total[1]) == len(made) == 6 and int(total[3].replace(",", "")) == outputs
+    assert abs(estimated - inputs) <= 0.005 * inputs
+    assert float(total[4]) == pytest.approx((2 * estimated + 10 * outputs) / 1e6, abs=1e-4)
+    assert "6 of the 6 prompts are not generated yet" in printed
+
+
+def test_an_estimate_counts_the_prompts_already_generated_exactly(trained_tokenizer_dir, tmp_path, capsys) -> None:
+    """A run stopped by its spending cap after one answer has generated a few prompts beyond it: those count
+    exactly, the ones never generated at the size they will be built to."""
+    out = tmp_path / "run"
+    prices = ["--price-in", "1000", "--price-out", "0"]
+    with FakeServer() as server:
+        assert main(args("run", server, trained_tokenizer_dir, out, *prices, "--max-cost", "5")) == 3
+        capsys.readouterr()
+        assert main(args("estimate", server, trained_tokenizer_dir, out)) == 0
+    printed = capsys.readouterr().out
+    answered = {json.loads(line)["id"] for line in (out / "predictions.jsonl").read_text().splitlines()}
+    unsent = [s["prompt_tokens"] for s in samples(out) if s["id"] not in answered]
+    unbuilt = 6 - len(answered) - len(unsent)
+    assert len(answered) == 1 and unsent and unbuilt
+    assert int(total_line(printed)[2].replace(",", "")) == sum(unsent) + unbuilt * aim(4096 - 128)
+    assert f"{unbuilt} of the 5 prompts are not generated yet" in printed
 
 
 def test_prices_come_from_an_openrouter_style_listing(trained_tokenizer_dir, tmp_path, capsys) -> None:
     with FakeServer(pricing={"prompt": "0.000001", "completion": "0.000004"}) as server:
         assert main(args("run", server, trained_tokenizer_dir, tmp_path / "run", "--dry-run")) == 0
-    made = samples(tmp_path / "run")
-    expected = (sum(s["prompt_tokens"] for s in made) + 4 * sum(s["max_new_tokens"] for s in made)) / 1e6
-    assert float(total_line(capsys.readouterr().out)[4]) == pytest.approx(expected, abs=1e-4)
+    total = total_line(capsys.readouterr().out)
+    inputs, outputs = (int(total[column].replace(",", "")) for column in (2, 3))
+    assert float(total[4]) == pytest.approx((inputs + 4 * outputs) / 1e6, abs=1e-4)
 
 
 def test_a_second_estimate_knows_the_pace_of_the_first_answers(trained_tokenizer_dir, tmp_path, capsys) -> None:

@@ -84,9 +84,20 @@ def test_hub_rows_convert_to_rulers_structure() -> None:
     assert docs == ["A\na1 a2", "B\nb1"] and items[0].gold == [0, 1]
 
 
-def test_an_unreachable_hub_dataset_names_the_option_that_fixes_it() -> None:
-    with pytest.raises(RulerError, match="--squad FILE"):
+def test_a_hub_dataset_without_the_hub_is_one_line_at_once_naming_the_option(monkeypatch, no_hub: str) -> None:
+    """Not cached, and the hub switched off or unreachable: `datasets`, whose hub client retries for half a
+    minute, is never asked, and the line names the option that fixes it."""
+    import generators.resources
+
+    asked = []
+    monkeypatch.setattr(generators.resources, "_hub_rows", lambda *args: asked.append(args))
+    with pytest.raises(RulerError) as error:
         load_qa("squad", "nobody/no-such-squad")
+    said = str(error.value)
+    assert "\n" not in said and said.startswith("cannot load squad dataset 'nobody/no-such-squad': it is not in the "
+                                                "local cache and ")
+    assert no_hub in said and asked == []
+    assert said.endswith("pass --squad FILE (RULER's squad.json) or `--squad sample` for the bundled sample")
 
 
 def test_a_missing_qa_file_names_the_option() -> None:

@@ -69,24 +69,16 @@ def test_unloadable_tokenizers_are_one_line_errors(spec: str) -> None:
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("offline", [True, False])
-def test_a_hub_tokenizer_without_the_hub_is_one_line_at_once(monkeypatch, offline: bool) -> None:
-    """Not in the cache, and the hub unreachable (HF_ENDPOINT on a closed loopback port) or switched off:
-    transformers (whose hub client retries for a minute) is never asked, and the error is one line."""
-    from conftest import free_port
-
+def test_a_hub_tokenizer_without_the_hub_is_one_line_at_once(monkeypatch, no_hub: str) -> None:
+    """Not in the cache, and the hub unreachable or switched off: transformers (whose hub client retries for a
+    minute) is never asked, and the error is one line."""
     import ruler.tokenizers
 
     asked = []
     monkeypatch.setattr(ruler.tokenizers, "_auto_tokenizer", lambda source, **options: asked.append(source))
-    if offline:
-        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    else:
-        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(RulerError) as error:
         load_tokenizer("someone/no-such-tokenizer")
     said = str(error.value)
     assert "\n" not in said and said.startswith("cannot load tokenizer 'someone/no-such-tokenizer': it is not in "
                                                 "the local cache and ")
-    assert ("HF_HUB_OFFLINE is set" if offline else "cannot be reached (ConnectError)") in said and asked == []
+    assert no_hub in said and asked == []

@@ -18,41 +18,75 @@ from ruler.scoring.sequential import ABOVE, BELOW, OPEN, Validation
 BAR = 0.856
 
 
-def validate(server: FakeServer, tokenizer: Path, out: Path, *extra: str) -> int:
+TWO_TASKS = ("--tasks", "niah_single_1,niah_single_2")
+NIAH = ("--suite", "niah")  # the 8 tasks the issue's targets are stated for
+
+
+def validate(server: FakeServer, tokenizer: Path, out: Path, *extra: str, claimed: str = "16k",
+             tasks: tuple[str, str] = TWO_TASKS) -> int:
     return main(["validate", "--model", "fake", "--base-url", server.url, "--tokenizer", str(tokenizer), "--claimed",
-                 "16k", "--tasks", "niah_single_1,niah_single_2", "--out", str(out), *extra])
+                 claimed, *tasks, "--out", str(out), *extra])
+
+
+def forgets_past(tokenizer, tokens: int) -> Context:
+    """A model that answers nothing past `tokens` (LM Studio's empty answer to a prompt it cannot hold)."""
+    return Context(tokenizer, keep=tokens, side="empty", report=False)
 
 
 @pytest.fixture(scope="module")
 def forgetful(trained):
-    """A model that answers nothing past 6,000 tokens (LM Studio's empty answer to a prompt it cannot hold)."""
-    return Context(trained, keep=6000, side="empty", report=False)
+    return forgets_past(trained, 6000)
 
 
-def test_a_claim_past_a_context_cliff_fails_at_the_claim_first(trained_tokenizer_dir, forgetful, tmp_path,
-                                                               capsys) -> None:
-    with FakeServer(context=forgetful) as server:
-        assert validate(server, trained_tokenizer_dir, tmp_path / "run") == 1
+def requests_and_tokens(printed: str) -> tuple[int, int]:
+    requests, tokens = re.search(r"(\d+) requests, .* and ([\d,]+) of its ", printed).groups()
+    return int(requests), int(tokens.replace(",", ""))
+
+
+def test_a_claim_past_a_context_cliff_fails_at_the_claim_first_within_a_third_of_the_fixed_design(
+        trained, trained_tokenizer_dir, tmp_path, capsys) -> None:
+    """The issue's target: a sharp cliff past 16k, claimed 64k, decided with at most 35% of the requests of the
+    fixed design of 10 samples a task and length (8 tasks x 10 x 5 lengths = 400)."""
+    with FakeServer(context=forgets_past(trained, 20000)) as server:
+        assert validate(server, trained_tokenizer_dir, tmp_path / "run", claimed="64k", tasks=NIAH) == 1
         sent = len(server.received)
-    printed = capsys.readouterr().out.split("the claim does not hold: ", 1)[1].splitlines()
-    assert printed[0] == "claimed 16k | effective 4k"
-    assert printed[1].startswith("  16k: fails after ") and printed[2].startswith("  4k: holds after ")
-    assert printed[3].startswith("  8k: fails after ")
-    requests, tokens = re.match(r"(\d+) requests, .* and ([\d,]+) of its ", printed[4]).groups()
-    assert int(requests) == sent < 2 * 10 * 3  # fewer than the fixed design of 10 samples a task and length
-    assert int(tokens.replace(",", "")) == sum(sent_length for sent_length in lengths_sent(tmp_path / "run"))
+    printed = capsys.readouterr().out.split("the claim does not hold: ", 1)[1]
+    lines = printed.splitlines()
+    assert lines[0] == "claimed 64k | effective 16k"
+    assert [line.split(" after ")[0] for line in lines[1:6]] == [
+        "  64k: fails", "  4k: holds", "  8k: holds", "  16k: holds", "  32k: fails"]
+    requests, tokens = requests_and_tokens(printed)
+    assert requests == sent <= 0.35 * 400
+    assert tokens == sum(lengths_sent(tmp_path / "run"))
     page = (tmp_path / "run" / "report" / "report.html").read_text()
-    assert "Adaptive validation: the claim does not hold</h2><ol><li>16k: fails after " in page
+    assert "Adaptive validation: the claim does not hold</h2><ol><li>64k: fails after " in page
 
 
 def lengths_sent(out: Path) -> list[int]:
     return [json.loads(line)["length"] for line in (out / "predictions.jsonl").read_text().splitlines()]
 
 
-def test_a_claim_that_holds_is_shown_to_hold(trained_tokenizer_dir, tmp_path, capsys) -> None:
+def test_a_16k_claim_that_holds_is_shown_to_hold_within_60_percent_of_the_fixed_design(trained_tokenizer_dir,
+                                                                                        tmp_path, capsys) -> None:
+    """The issue's second target: a model that holds a 16k claim (8 tasks x 10 x 3 lengths = 240 fixed)."""
     with FakeServer() as server:
-        assert validate(server, trained_tokenizer_dir, tmp_path / "run") == 0
-    assert "the claim holds: claimed 16k | effective 16k" in capsys.readouterr().out
+        assert validate(server, trained_tokenizer_dir, tmp_path / "run", tasks=NIAH) == 0
+        sent = len(server.received)
+    printed = capsys.readouterr().out
+    assert "the claim holds: claimed 16k | effective 16k" in printed
+    assert requests_and_tokens(printed)[0] == sent <= 0.6 * 240
+
+
+def test_a_length_the_server_cuts_fails_once_the_cut_is_seen(trained, trained_tokenizer_dir, tmp_path,
+                                                             capsys) -> None:
+    """A server keeping the last 6,000 tokens: once the shortest length sets what its counts should be, the 8k
+    prompts it cut fail 8k after their first round, whatever their answers said."""
+    with FakeServer(window=None, context=Context(trained, keep=6000)) as server:
+        assert validate(server, trained_tokenizer_dir, tmp_path / "run") == 1
+    printed = capsys.readouterr().out.split("the claim does not hold: ", 1)[1]
+    assert printed.splitlines()[0] == "claimed 16k | effective 4k"
+    assert "  8k: fails, not served whole (2 cut), after 2 answers" in printed.splitlines()
+    assert lengths_sent(tmp_path / "run").count(8192) == 2
 
 
 def test_a_resumed_validation_takes_the_same_path_and_sends_nothing_again(trained_tokenizer_dir, forgetful, tmp_path,
@@ -76,10 +110,13 @@ def test_a_length_skipped_as_beyond_the_window_fails_the_claim_everywhere(traine
     assert "Adaptive validation: the claim does not hold" in (tmp_path / "run" / "report" / "report.html").read_text()
 
 
-def test_a_dry_run_before_the_validation_leaves_its_report_whole(trained_tokenizer_dir, tmp_path) -> None:
-    """A dry run generates the most the validation could send; the report counts what the rounds asked for."""
+def test_a_dry_run_before_the_validation_leaves_its_report_whole(trained_tokenizer_dir, tmp_path, capsys) -> None:
+    """A dry run generates the most the validation could send, and says so; the report counts what the rounds
+    asked for."""
     with FakeServer() as server:
         assert validate(server, trained_tokenizer_dir, tmp_path / "run", "--dry-run") == 0
+        assert "adaptive validation: the most it can send, every length to --max-samples 32 per task; it stops " \
+               "once the verdict is known, after as few as 4 requests" in capsys.readouterr().out
         assert validate(server, trained_tokenizer_dir, tmp_path / "run") == 0
     results = json.loads((tmp_path / "run" / "report" / "results.json").read_text())
     assert results["verdict"]["lengths"] == {}  # every length complete: no sample counted as not sent
@@ -118,6 +155,14 @@ def test_the_claim_is_asked_first_and_a_clear_failure_ends_it_there() -> None:
     validation.record(16384, [0.0] * 4, 2)
     assert validation.rungs[16384].state == BELOW and validation.verdict() == BELOW
     assert validation.next_round() == (4096, 1)  # then the walk for the effective length
+
+
+def test_a_shortest_length_that_fails_puts_the_effective_length_below_it() -> None:
+    validation = Validation([4096, 8192], 4, 16, BAR)
+    for length in (8192, 4096):
+        for per_task in (1, 2):
+            validation.record(length, [0.0] * 4, per_task)
+    assert validation.effective() is None and validation.effective_said() == "<4k"
 
 
 def test_a_length_left_open_at_the_cap_leaves_the_verdict_undecided() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from ruler.scoring.aggregate import (
     weighted_averages,
 )
 from ruler.scoring.stats import samples_to_decide
-from ruler.scoring.truncation import Truncation, find_cuts, summarise
+from ruler.scoring.truncation import Truncation, find_cuts, mark_cuts, summarise
 from ruler.types import Prediction, Sample
 
 
@@ -93,17 +93,6 @@ class RunResults:
         }
 
 
-def _cut(predictions: dict[str, Prediction], cuts: dict[str, int | None]) -> dict[str, Prediction]:
-    """The predictions with those the server cut marked `cut`, saying what it kept."""
-    marked = dict(predictions)
-    for id_, kept in cuts.items():
-        prediction = predictions[id_]
-        said = f"kept {kept:,} of its {prediction.prompt_tokens:,} tokens" if kept is not None else \
-            f"serves fewer than its {prediction.prompt_tokens:,} tokens"
-        marked[id_] = replace(prediction, validity="cut", error=f"the server cut the prompt: it {said}")
-    return marked
-
-
 def _planned(samples: dict[str, Sample], predictions: dict[str, Prediction],
              plan: dict[str, Any] | None) -> dict[str, Sample]:
     """The samples a run folder speaks for: every one answered, and every one the last run planned to send (those
@@ -135,7 +124,7 @@ def load(root: Path, threshold: float = RULER_THRESHOLD, claimed: int | None = N
     run = manifest.get("run") or {}
     planned = _planned(folder.samples(), predictions, run.get("plan"))
     cuts = find_cuts(predictions.values(), run.get("served_window"))
-    predictions = _cut(predictions, cuts)
+    predictions = mark_cuts(predictions, cuts)
     truncation = summarise(cuts, planned, predictions, run.get("fix"))
     scored = score_samples([s for s in planned.values() if s.id in predictions], predictions)
     skipped = {int(length): why for length, why in (run.get("skipped") or {}).items()}

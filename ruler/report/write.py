@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from ruler import adaptive
 from ruler.files import write_atomic
 from ruler.report import html, plots, tables
 from ruler.report.results import RunResults, load
@@ -31,13 +32,17 @@ def write_report(results: RunResults, folder: Path) -> dict[str, Path]:
 
 
 def write_and_summarise(root: Path, threshold: float, claimed: int | None) -> str:
-    """Score a run folder, write its report folder, and return what a terminal shows: the verdict, the table, the
-    counts by validity and the paths written."""
+    """Score a run folder, write its report folder, and return what a terminal shows: the verdict (an adaptive
+    validation's with its path), the table, the counts by validity and the paths written."""
     results = load(root, threshold, claimed)
     written = write_report(results, root / "report")
     counts = Counter(s.validity for s in results.scored)
     truncation = [f"warning: {results.truncation.describe()}"] if results.truncation else []
-    return "\n".join([results.verdict.line(), *truncation, "", tables.text(results), "",
+    run = results.manifest.get("run") or {}
+    # an adaptive validation's verdict is its rounds'; the intervals of what they asked for follow it
+    verdict = [*adaptive.summary(run), f"by the intervals: {results.verdict.line()}"] if run.get("adaptive") else \
+        [results.verdict.line()]
+    return "\n".join([*verdict, *truncation, "", tables.text(results), "",
                       "validity: " + ", ".join(f"{name} {counts[name]}" for name in VALIDITIES if counts[name]),
                       *drift_warnings(results.telemetry),
                       f"run: {root}", f"report: {written['html']}",

@@ -29,8 +29,11 @@ from ruler.lengths import format_length
 
 #: what a rung is judged to be
 ABOVE, BELOW, OPEN = "holds", "fails", "open"
-#: the share of the largest stake a bettor makes at most (a full stake is ruined by one answer against it)
-CAUTION = 0.9
+#: the share of the largest stake a bettor makes at most (a full stake is ruined by one answer against it); 0.8
+#: loses less to a rare miss than 0.9 and decides clear rungs sooner (bench/adaptive.py)
+CAUTION = 0.8
+#: how many answers the guess at a rung's mean weighs, before its own answers outweigh it
+GUESS_WEIGHT = 3
 #: on a rung's first round each bettor stakes at least as if the mean lay this share of the way from the bar to its
 #: side's end: the one whose side is false loses, which is harmless (only the true side's bettor can decide
 #: rightly, and the bound holds whatever is staked), while the one whose side is true does not sit the round out
@@ -40,10 +43,10 @@ LEAN = 0.25
 def stakes(total: float, n: int, bar: float, prior: float | None = None) -> tuple[float, float]:
     """The two bettors' stakes for the next round, from the answers so far: Kelly's stake for 0/1 answers at the
     mean seen, (m - b) / (b (1 - b)), the capital growing fastest if the mean holds, never more than CAUTION of
-    the largest. The mean seen starts from one answer at `prior`, a guess (see Validation.prior), else at the bar,
-    and before any answer each bettor leans to its own side (LEAN). Guesses only speed a decision or slow it: any
-    stake set before a round keeps the bound."""
-    seen = (total + (bar if prior is None else prior)) / (n + 1)
+    the largest. The mean seen starts from GUESS_WEIGHT answers at `prior`, a guess (see Validation.prior), else at
+    the bar, and before any answer each bettor leans to its own side (LEAN). Guesses only speed a decision or slow
+    it: any stake set before a round keeps the bound."""
+    seen = (total + GUESS_WEIGHT * (bar if prior is None else prior)) / (n + GUESS_WEIGHT)
     kelly = bar * (1 - bar)
     above, below = (max(seen, bar + LEAN * (1 - bar)), min(seen, bar - LEAN * bar)) if n == 0 else (seen, seen)
     return (min(CAUTION / bar, max(0.0, above - bar) / kelly),
@@ -62,6 +65,8 @@ class Rung:
     above: float = 0.0
     below: float = 0.0
     state: str = OPEN
+    #: what the server did not serve whole there, e.g. "2 cut"
+    unserved: str = ""
     #: why the rung is where it is, for people: "fails after 8 answers (mean 0.0)"
     said: str = ""
 
@@ -127,6 +132,17 @@ class Validation:
             rung.said = f"{state} after {rung.n} answers (mean {100 * rung.total / rung.n:.1f})"
             self.path.append(f"{format_length(length)}: {rung.said}")
 
+    def fail(self, length: int, why: str) -> None:
+        """A rung the server did not serve whole (it refused or cut prompts) fails whatever its answers said: the
+        window does not hold there. Said once, however often it is seen again."""
+        rung = self.rungs[length]
+        if rung.unserved:
+            return
+        failed, rung.state, rung.unserved = rung.state == BELOW, BELOW, why
+        said = f"not served whole ({why})" if failed else f"fails, not served whole ({why}), after {rung.n} answers"
+        rung.said = f"{rung.said}; {said}" if failed else said
+        self.path.append(f"{format_length(length)}: {said}")
+
     def verdict(self) -> str:
         """`holds`: every rung above the bar; `fails`: the claim, or a shorter rung, below it; else `open`."""
         states = [self.rungs[length].state for length in self.lengths]
@@ -144,6 +160,14 @@ class Validation:
                 return passing if state == BELOW else None
             passing = length
         return passing
+
+    def effective_said(self) -> str:
+        """The effective length for people: `<4k` when the shortest rung fails, `unknown` when the walk stopped at
+        an open rung."""
+        effective, shortest = self.effective(), self.lengths[0]
+        if effective:
+            return format_length(effective)
+        return f"<{format_length(shortest)}" if self.rungs[shortest].state == BELOW else "unknown"
 
     def prior(self, length: int) -> float | None:
         """A guess at a rung's mean before its answers: the nearest shorter rung's mean; for the shortest, that

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import median
 
 from ruler.lengths import format_length
@@ -70,6 +70,17 @@ def find_cuts(predictions: Iterable[Prediction], served_window: int | None = Non
         cuts.update({p.id: _served(p) for p in counted
                      if _served(p) >= ceiling * (1 - MARGIN) and p.prompt_tokens > ceiling * (1 + MARGIN)})
     return cuts
+
+
+def mark_cuts(predictions: dict[str, Prediction], cuts: dict[str, int | None]) -> dict[str, Prediction]:
+    """The predictions with those the server cut marked `cut`, saying what it kept."""
+    marked = dict(predictions)
+    for id_, kept in cuts.items():
+        prediction = predictions[id_]
+        said = f"kept {kept:,} of its {prediction.prompt_tokens:,} tokens" if kept is not None else \
+            f"serves fewer than its {prediction.prompt_tokens:,} tokens"
+        marked[id_] = replace(prediction, validity="cut", error=f"the server cut the prompt: it {said}")
+    return marked
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,62 @@
+"""Generation streamed into sending: the first request leaves as soon as its sample exists, the rest are built
+while answers are awaited, a few ahead of the senders; a sample that cannot be built stops the run without losing
+the answers before it, and the same command resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fake_server import FakeServer
+
+from ruler.ahead import AHEAD
+from ruler.cli import main
+from ruler.errors import RulerError
+from ruler.samples import SampleBuilder
+
+
+def run(server: FakeServer, tokenizer: Path, out: Path, samples: int, *extra: str) -> int:
+    return main(["run", "--model", "fake", "--base-url", server.url, "--tokenizer", str(tokenizer), "--lengths",
+                 "4k", "--tasks", "niah_single_1", "--samples", str(samples), "--concurrency", "1", "--out",
+                 str(out), *extra])
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_the_first_request_leaves_before_the_last_sample_is_built(trained_tokenizer_dir, tmp_path) -> None:
+    out = tmp_path / "run"
+    built_when_asked: list[int] = []
+    with FakeServer(on_request=lambda body: built_when_asked.append(len(lines(out / "samples.jsonl")))) as server:
+        assert run(server, trained_tokenizer_dir, out, 12) == 0
+    assert len(built_when_asked) == 12 and len(lines(out / "samples.jsonl")) == 12
+    assert built_when_asked[0] <= 1 + AHEAD  # never more than a few ahead of what was sent
+
+
+def test_a_streamed_run_builds_the_same_samples_as_generating_first(trained_tokenizer_dir, tmp_path) -> None:
+    with FakeServer() as server:
+        assert run(server, trained_tokenizer_dir, tmp_path / "run", 5) == 0
+    assert main(["generate", "--tokenizer", str(trained_tokenizer_dir), "--lengths", "4k", "--tasks",
+                 "niah_single_1", "--samples", "5", "--out", str(tmp_path / "data")]) == 0
+    assert lines(tmp_path / "run" / "samples.jsonl") == lines(tmp_path / "data" / "samples.jsonl")
+
+
+def test_a_sample_that_cannot_be_built_stops_the_run_and_keeps_the_answers_before_it(
+        trained_tokenizer_dir, tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "run"
+    build = SampleBuilder.build
+
+    def failing(self, spec, length, index):
+        if index == 3:
+            raise RulerError("the haystack data ran out")
+        return build(self, spec, length, index)
+
+    with FakeServer() as server:
+        monkeypatch.setattr(SampleBuilder, "build", failing)
+        assert run(server, trained_tokenizer_dir, out, 6) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == "ruler: error: the haystack data ran out"
+        assert [record["index"] for record in lines(out / "predictions.jsonl")] == [0, 1, 2]
+        monkeypatch.setattr(SampleBuilder, "build", build)
+        assert run(server, trained_tokenizer_dir, out, 6) == 0
+        assert len(server.received) == 6  # the three answered are not sent again
