@@ -90,7 +90,9 @@ def generate(args: dict[str, Any], length: int, index: int, rng: random.Random, 
                        args[f"{short}example_freq_uncommon"], len(example_words) * args[f"{short}example_freq_common"])
     rng.shuffle(example)
 
-    labels = counter.costs(f"labels:{length}", lambda: [f"{i}." if i == 1 else f" {i}." for i in range(1, length + 1)])
+    # a million labels at 1M take seconds to count: kept on disk, for the next run and for worker processes
+    labels = counter.costs(f"labels:{length}", lambda: [f"{i}." if i == 1 else f" {i}." for i in range(1, length + 1)],
+                           persist=True)
     return CommonWordsDraft(
         fields={"num_common": num_common, "example": numbered(example), "example_answer": numbered(example_common)},
         references=words[:num_common], common=words[:num_common], uncommon=words[num_common:],

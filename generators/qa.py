@@ -80,7 +80,8 @@ def generate(args: dict[str, Any], length: int, index: int, rng: random.Random, 
         raise GenerationDefect(f"{dataset.name} holds no distractor documents for question {index}")
     counter = data.counter
     body = counter.costs(f"qa:{dataset.sha256}", lambda: [doc + SEP for doc in dataset.docs], persist=True)
-    labels = counter.costs(f"qa-labels:{length}", lambda: [label(i) for i in range(1, length // 8 + 64)])
+    labels = counter.costs(f"qa-labels:{length}", lambda: [label(i) for i in range(1, length // 8 + 64)],
+                           persist=True)
     return QADraft(
         fields={"query": item.query}, references=item.answers, docs=dataset.docs, gold=item.gold, pool=pool,
         fractions=sorted(rng.random() for _ in item.gold), label_cum=np.concatenate([[0], np.cumsum(labels)]),

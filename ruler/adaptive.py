@@ -12,12 +12,12 @@ from pathlib import Path
 from ruler import dataset
 from ruler.lengths import format_length
 from ruler.predictions import latest_predictions
-from ruler.samples import SampleBuilder
 from ruler.scoring.aggregate import SAID, length_states, score_samples
 from ruler.scoring.sequential import OPEN, Validation
 from ruler.scoring.truncation import find_cuts, mark_cuts
 from ruler.tasks import TaskSpec
 from ruler.types import Prediction, Sample
+from ruler.workspace import Workspace
 
 
 def decision(record: dict) -> str:
@@ -52,7 +52,7 @@ class Stopped:
     why: str
 
 
-async def validate_in_rounds(validation: Validation, folder: dataset.DatasetFolder, builder: SampleBuilder,
+async def validate_in_rounds(validation: Validation, folder: dataset.DatasetFolder, workspace: Workspace,
                              tasks: list[TaskSpec], journal: Path, retry_errors: bool,
                              send: Callable[[list[Sample], list[Prediction]], Awaitable[bool]]) -> Stopped | None:
     """Play the rounds; `send` sends samples (given the answers journaled so far) and says whether sending may go
@@ -64,7 +64,8 @@ async def validate_in_rounds(validation: Validation, folder: dataset.DatasetFold
     while (step := validation.next_round()) is not None:
         length, per_task = step
         rung = validation.rungs[length]
-        samples = [sample for sample in dataset.generate(folder, builder, dataset.Plan(tasks, [length], per_task))
+        round_plan = dataset.Plan(tasks, [length], per_task)
+        samples = [sample for sample in dataset.generate(folder, workspace.builder, round_plan, build=workspace.build)
                    if sample.index >= rung.per_task]
         asked.update((sample.id, sample) for sample in samples)
         done = latest_predictions(journal)

