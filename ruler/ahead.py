@@ -1,8 +1,9 @@
 """Generation streamed into sending: samples are built in a thread a few ahead of the requests that take them, so
 the first request leaves as soon as its sample exists and the rest are built while answers are awaited.
 
-The thread is a daemon that checks, before building each item, whether there is room and whether the taker has
-stopped (a spending cap, a failure): a run that stops early never waits for generation to finish."""
+The thread checks, before building each item, whether there is room and whether the taker has stopped (a
+spending cap, a failure): a run that stops early waits only for the item being built, never for the rest, and the
+thread has ended (its appends to the folder with it) before the run lets go of its folder."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ async def built_ahead(items: Iterator[T], ahead: int = AHEAD) -> AsyncIterator[T
             if close:  # a generator's own cleanup (its open journal) runs in its thread
                 close()
 
-    threading.Thread(target=produce, name="ruler-generate", daemon=True).start()
+    thread = threading.Thread(target=produce, name="ruler-generate", daemon=True)
+    thread.start()
     try:
         while True:
             item, error = await queue.get()
@@ -59,3 +61,4 @@ async def built_ahead(items: Iterator[T], ahead: int = AHEAD) -> AsyncIterator[T
     finally:
         stop.set()
         room.release(ahead + 1)  # whatever the thread waits for, it wakes, sees the stop and ends
+        await asyncio.to_thread(thread.join)

@@ -83,7 +83,8 @@ def estimate_text(rows: list[LengthEstimate], prices: Prices | None, concurrency
     unbuilt = sum(r.unbuilt for r in rows)
     if unbuilt:
         lines.append(f"input tokens: {unbuilt} of the {requests} prompts are not generated yet and count at the "
-                     "size they will be built to (each within 0.5% of it); the others exactly")
+                     "size they will be built to (each within 0.5% of it)"
+                     + ("; the others exactly" if unbuilt < requests else ""))
     if prices is None:
         lines.append("cost: unknown (give --price-in and --price-out, US$ per 1M tokens)")
     if pace:

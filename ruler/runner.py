@@ -111,10 +111,13 @@ async def predict(backend: Backend, samples: Iterable[Sample] | AsyncIterator[Sa
     finished: asyncio.Queue[Prediction | None] = asyncio.Queue()
     gate = Gate()
 
+    #: the first failure of a worker (a sample that cannot be built, a refused cost check): no new request starts,
+    #: those in flight finish and are journaled, then it is raised
+    failures: list[Exception] = []
+
     async def take() -> Sample | None:
         async with taking:  # one taker at a time: an async generator runs for one caller at once
-            return await anext(source, None)
-
+            return None if failures else await anext(source, None)
     async def answer(sample: Sample, solo: bool) -> Completion:
         """The sample's completion; a failure of this request alone (its prompt cannot be rebuilt, its answer
         cannot be read) is its `error`, never the end of the others."""
@@ -126,16 +129,25 @@ async def predict(backend: Backend, samples: Iterable[Sample] | AsyncIterator[Sa
             return Completion(failure="error", error=f"{type(failure).__name__}: {failure}"[:300])
 
     async def worker() -> None:
-        while (sample := await take()) is not None:
-            if admit and not admit(sample):
-                return
-            solo = concurrency == 1 or sample.id in alone
-            completion = await answer(sample, solo)
-            tokens = served_reasoning_tokens(completion)
-            text = thinking(completion) if tokens is None else ""
-            if text:  # the local count: a tokenizer can be slow on long thinking, or remote (`server`)
+        try:
+            while (sample := await take()) is not None:
+                if admit and not admit(sample):
+                    return
+                solo = concurrency == 1 or sample.id in alone
+                completion = await answer(sample, solo)
+                finished.put_nowait(to_prediction(sample, completion, await thinking_tokens(completion), solo))
+        except Exception as failure:
+            failures.append(failure)
+
+    async def thinking_tokens(completion: Completion) -> int | None:
+        """The server's count, else the local one (a tokenizer can be slow on long thinking, or remote: a count
+        that fails leaves it unknown, never the answer lost)."""
+        tokens = served_reasoning_tokens(completion)
+        text = thinking(completion) if tokens is None else ""
+        if text:
+            with contextlib.suppress(Exception):
                 tokens = await asyncio.to_thread(count, text)
-            finished.put_nowait(to_prediction(sample, completion, tokens, solo))
+        return tokens
 
     async def writer() -> None:
         while True:
@@ -164,4 +176,6 @@ async def predict(backend: Backend, samples: Iterable[Sample] | AsyncIterator[Sa
         if not writing.done():
             finished.put_nowait(None)
             await asyncio.shield(writing)
-        await source.aclose()  # the samples not taken (a cap, a failure) are not built
+        await source.aclose()  # every worker has ended: the samples not taken (a cap, a failure) are not built
+    if failures:
+        raise failures[0]

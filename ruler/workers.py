@@ -3,17 +3,18 @@ workspace from the same options, and handed back in plan order. Every sample is 
 (seed, task, length, index), so the output is the one a single process makes, whatever the number of workers.
 
 Starting a worker costs seconds (it imports its libraries and loads the tokenizer), so by default processes are
-used only when there is enough to build: POOL_MIN_TOKENS tokens of prompts (four 1M-token samples, or thirty at
+used only when there is enough to build: POOL_MIN_TOKENS tokens of prompts (four 1M-token samples, or 31 at
 128K). `--workers N` sets the number outright."""
 
 from __future__ import annotations
 
 import os
+import signal
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import islice
 from multiprocessing import get_context
+from multiprocessing.pool import AsyncResult, Pool
 
 from ruler.samples import SampleBuilder
 from ruler.tasks import TaskSpec
@@ -29,6 +30,7 @@ _workspace: Workspace | None = None
 
 def _start(recipe: WorkspaceRecipe) -> None:
     global _workspace
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle: it ends the workers itself
     _workspace = recipe.open()
 
 
@@ -61,18 +63,22 @@ class Workers:
         if processes == 1:
             yield from (self.builder.build(*key)[0] for key in keys)
             return
-        context = get_context("spawn")  # a fork of a process whose tokenizer runs threads can deadlock
-        with ProcessPoolExecutor(processes, mp_context=context, initializer=_start, initargs=(self.recipe,)) as pool:
+        pool = start_pool(processes, self.recipe)
+        try:
             remaining = iter(keys)
-            window: deque[Future[Sample]] = deque(pool.submit(_build, *key)
-                                                  for key in islice(remaining, processes * (1 + QUEUED)))
-            try:
-                while window:
-                    sample = window.popleft().result()
-                    following = next(remaining, None)
-                    if following is not None:
-                        window.append(pool.submit(_build, *following))
-                    yield sample
-            finally:  # stopped early: what was queued is not built
-                for future in window:
-                    future.cancel()
+            window: deque[AsyncResult[Sample]] = deque(pool.apply_async(_build, key)
+                                                       for key in islice(remaining, processes * (1 + QUEUED)))
+            while window:
+                sample = window.popleft().get()
+                following = next(remaining, None)
+                if following is not None:
+                    window.append(pool.apply_async(_build, following))
+                yield sample
+        finally:  # done, failed or stopped early: what is queued or being built is dropped at once
+            pool.terminate()
+            pool.join()
+
+
+def start_pool(processes: int, recipe: WorkspaceRecipe) -> Pool:
+    """Worker processes, spawned: a fork of a process whose tokenizer runs threads can deadlock."""
+    return get_context("spawn").Pool(processes, initializer=_start, initargs=(recipe,))

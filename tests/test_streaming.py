@@ -42,18 +42,35 @@ def test_a_streamed_run_builds_the_same_samples_as_generating_first(trained_toke
     assert lines(tmp_path / "run" / "samples.jsonl") == lines(tmp_path / "data" / "samples.jsonl")
 
 
+def failing_at(index: int):
+    """SampleBuilder.build, except that sample `index` cannot be built."""
+    build = SampleBuilder.build
+
+    def failing(self, spec, length, at):
+        if at == index:
+            raise RulerError("the haystack data ran out")
+        return build(self, spec, length, at)
+
+    return failing
+
+
+def test_a_sample_that_cannot_be_built_lets_the_requests_in_flight_finish_and_be_saved(
+        trained_tokenizer_dir, tmp_path, monkeypatch) -> None:
+    """Two at a time, each answer taking 0.3 s: when sample 3 cannot be built, sample 2 is in flight on the other
+    sender; its answer (paid for) is journaled before the run stops."""
+    monkeypatch.setattr(SampleBuilder, "build", failing_at(3))
+    with FakeServer(delay=0.3) as server:
+        assert run(server, trained_tokenizer_dir, tmp_path / "run", 6, "--concurrency", "2") == 2
+        assert len(server.received) == 3
+    assert sorted(record["index"] for record in lines(tmp_path / "run" / "predictions.jsonl")) == [0, 1, 2]
+
+
 def test_a_sample_that_cannot_be_built_stops_the_run_and_keeps_the_answers_before_it(
         trained_tokenizer_dir, tmp_path, monkeypatch, capsys) -> None:
     out = tmp_path / "run"
     build = SampleBuilder.build
-
-    def failing(self, spec, length, index):
-        if index == 3:
-            raise RulerError("the haystack data ran out")
-        return build(self, spec, length, index)
-
     with FakeServer() as server:
-        monkeypatch.setattr(SampleBuilder, "build", failing)
+        monkeypatch.setattr(SampleBuilder, "build", failing_at(3))
         assert run(server, trained_tokenizer_dir, out, 6) == 2
         assert capsys.readouterr().err.strip().splitlines()[-1] == "ruler: error: the haystack data ran out"
         assert [record["index"] for record in lines(out / "predictions.jsonl")] == [0, 1, 2]
