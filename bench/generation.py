@@ -55,7 +55,9 @@ class Counted(Tokenizer):
 
     def token_starts(self, text):
         self.calls += 1
-        return self.inner.token_starts(text)
+        starts = self.inner.token_starts(text)
+        self.tokens += len(starts)
+        return starts
 
 
 def ours(tokenizer: Tokenizer, tasks: list[str], lengths: list[int], samples: int) -> dict:

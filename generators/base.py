@@ -2,8 +2,10 @@
 
 A generator turns (task arguments, target length, per-sample RNG, data) into a Draft: the sample's random content
 (needles, keys, questions, references) with a size knob `n`, the number of haystack units. The sizer in
-`ruler.sizing` picks `n` from the Draft's cheap token estimate, renders it, and verifies the exact length with one
-tokenization. Generators know nothing about backends or chat templates.
+`ruler.sizing` picks `n` from the Draft's cheap token estimate and lays the context out as pieces, the long ones
+with their token counts already known (`Counted`), so that the prompt's exact length is constructed from them and a
+few tokens around each join (`ruler.construct`) rather than by tokenizing it whole. Generators know nothing about
+backends or chat templates.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class Counter(Protocol):
     def costs(self, key: str, texts: Callable[[], list[str]], persist: bool = False) -> np.ndarray:
         """Token counts of a fixed list of texts, computed once per key (and kept on disk if `persist`)."""
 
+    def costs_between(self, key: str, texts: Callable[[], list[str]], joint: str) -> np.ndarray:
+        """Token counts of a fixed list of texts, each where it stands between two `joint`s (kept on disk)."""
+
     def corpus_costs(self, units: Sequence[str], sep: str) -> np.ndarray:
         """Cumulative in-context token counts of `sep`-joined units: entry i counts the tokens before unit i."""
 
@@ -51,6 +56,37 @@ class Context:
 
     text: str
     marks: tuple[int, ...] = ()
+
+
+#: characters on either side of a join beyond which tokenizers make the same tokens whatever was joined: a pre-token
+#: (a word, a number, a run of spaces) is far shorter (checked per tokenizer and task by ruler.construct)
+REACH = 256
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A stretch of context whose tokens are known without tokenizing it: `tokens` tokens start in `text` when it
+    stands between `before` and `after`, the neighbours it was counted among ("" for parts each counted alone and
+    joined where a tokenizer does not merge, a run's own neighbouring units for a run of a corpus)."""
+
+    text: str
+    tokens: int
+    before: str = ""
+    after: str = ""
+
+
+Piece = str | Counted
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A context as its pieces in order, and where each needle starts in it (Context.marks)."""
+
+    pieces: list[Piece]
+    marks: tuple[int, ...] = ()
+
+    def context(self) -> Context:
+        return Context("".join(piece if isinstance(piece, str) else piece.text for piece in self.pieces), self.marks)
 
 
 @dataclass
@@ -69,8 +105,12 @@ class Draft(ABC):
         """Estimated tokens of the context holding `n` haystack units (monotone in `n`, no tokenization)."""
 
     @abstractmethod
+    def layout(self, n: int, words: int = 0) -> Layout:
+        """The context with `n` units, plus the first `words` words of the next unit where `tail` allows it, as
+        pieces: what the draft already counted as `Counted`, the rest as text."""
+
     def render(self, n: int, words: int = 0) -> Context:
-        """The context with `n` units, plus the first `words` words of the next unit where `tail` allows it."""
+        return self.layout(n, words).context()
 
     def tail(self, n: int) -> list[str]:
         """Texts of the partial unit that may follow `n` units (1, 2 ... words, each with its separator)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.base import Context, Draft, InvalidSample
+from generators.base import Context, Counted, Draft, InvalidSample, Layout
 from generators.resources import Resources
 
 
@@ -55,10 +55,11 @@ class CommonWordsDraft(Draft):
         return (int(self.label_cum[self._common_entries + n]) + self.freq_common * self.common_cost
                 + self.freq_uncommon * int(self._uncommon_cum[full]) + partial)
 
-    def render(self, n: int, words: int = 0) -> Context:
+    def layout(self, n: int, words: int = 0) -> Layout:
+        """One piece: the list, counted as its labels and words each alone."""
         entries = _entries(self.common, self.uncommon, self.freq_common, self.freq_uncommon, self._common_entries + n)
         random.Random(self.shuffle_seed).shuffle(entries)
-        return Context(numbered(entries))
+        return Layout([Counted(numbered(entries), self.cost(n))])
 
     def check(self, context: Context) -> None:
         super().check(context)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.base import Context, Draft, InvalidSample
+from generators.base import Context, Counted, Draft, InvalidSample, Layout
 from generators.resources import Resources
 
 
@@ -40,10 +40,15 @@ class FreqWordsDraft(Draft):
     def guess(self, tokens: int) -> int:
         return max(int(tokens / float(self.shares @ self.word_costs)), 1)
 
-    def render(self, n: int, words: int = 0) -> Context:
-        sampled = [word for word, count in zip(self.vocab, self.counts(n)) for _ in range(count)]
+    def layout(self, n: int, words: int = 0) -> Layout:
+        """The first word, then the others each after its space, counted as each was alone."""
+        sampled = [word for word, count in enumerate(self.counts(n)) for _ in range(count)]
         random.Random(self.shuffle_seed).shuffle(sampled)
-        return Context(" ".join(sampled))
+        if not sampled:
+            return Layout([])
+        first, rest = sampled[0], sampled[1:]
+        return Layout([self.vocab[first], Counted("".join(" " + self.vocab[word] for word in rest),
+                                                  self.cost(n) - int(self.word_costs[first]))])
 
     def check(self, context: Context) -> None:
         super().check(context)

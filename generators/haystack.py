@@ -2,19 +2,18 @@
 
 Three haystacks, as in RULER: `noise` (one fixed paragraph repeated, a line each), `essay` (a corpus's words,
 repeated when exhausted, needles at sentence starts) and `needle` (every line a distractor needle). Costs come from
-the counter: a repeating stream is tokenized once per tokenizer (and cached on disk), a drawn stream in batches of
-short lines as it grows. No prompt is ever tokenized to find its size.
+the counter: a repeating stream is tokenized once per tokenizer (and cached on disk), and so are the distractor
+lines, drawn once into a pool that each sample shuffles. No prompt is ever tokenized to find its size.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from generators.base import Context, Counter, Draft
+from generators.base import REACH, Counted, Counter, Draft, Layout, Piece
 
 NOISE = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
 #: the noise haystack's one unit, as a shared list so its token counts are looked up, not re-keyed, per sample
@@ -40,45 +39,45 @@ class Periodic:
     def unit(self, i: int) -> str:
         return self.units[i % len(self.units)]
 
+    def piece(self, text: str, start: int, stop: int) -> Piece:
+        """Units start..stop-1, each after its separator (`text`), counted as the corpus count placed them: among
+        the units around them."""
+        before, i = "", start
+        while len(before) < REACH:
+            i -= 1
+            before = self.unit(i) + (self.sep + before if before else "")
+        after, i = "", stop
+        while len(after) < REACH:
+            after += self.sep + self.unit(i)
+            i += 1
+        return Counted(text, self.cost(stop) - self.cost(start), before, after)
 
-class Drawn:
-    """Units drawn one at a time from a seeded maker (distractor needles); costed in batches as the stream grows.
 
-    The first EXACT_UNITS are counted one by one; beyond them each unit is estimated at their mean, so a 1M-token
-    haystack of distractors is not tokenized twice (once in lines, once to verify). The estimate is off by the
-    square root of the units times their spread (a few hundred tokens at 1M, against a 5,000-token tolerance);
-    the verifying tokenization corrects what is left, as it does for every prompt."""
+class Shuffled:
+    """A sample's own order of a finite list of units counted beforehand (the distractor lines of a pool, see
+    niah.py): costs are exact prefix sums, and the list ends (`size`)."""
 
-    EXACT_UNITS = 2048
+    def __init__(self, units: list[str], costs: np.ndarray, sep: str) -> None:
+        self.units, self.sep = units, sep
+        self._cum = np.concatenate([[0], np.cumsum(costs)])
 
-    def __init__(self, make: Callable[[], str], sep: str, counter: Counter) -> None:
-        self.sep, self._make, self._counter = sep, make, counter
-        self.units: list[str] = []
-        self._cum = np.zeros(1, dtype=np.float64)
-
-    def _grow(self, n: int) -> None:
-        if n <= len(self.units):
-            return
-        new = [self._make() for _ in range(max(n - len(self.units), len(self.units) // 16, 64))]
-        exact = max(0, min(len(new), self.EXACT_UNITS - len(self.units)))
-        counts = np.asarray(self._counter.count_batch([unit + self.sep for unit in new[:exact]]), dtype=np.float64)
-        if exact < len(new):
-            counted = np.concatenate([np.diff(self._cum[:self.EXACT_UNITS + 1]), counts])
-            counts = np.concatenate([counts, np.full(len(new) - exact, counted.mean())])
-        self.units += new
-        self._cum = np.concatenate([self._cum, self._cum[-1] + np.cumsum(counts)])
+    @property
+    def size(self) -> int:
+        return len(self.units)
 
     def cost(self, n: int) -> int:
-        self._grow(n)
-        return round(self._cum[n])
+        return int(self._cum[n])
 
     def take(self, n: int) -> list[str]:
-        self._grow(n)
         return self.units[:n]
 
     def unit(self, i: int) -> str:
-        self._grow(i + 1)
-        return self.units[i]
+        return self.units[i % len(self.units)]
+
+    def piece(self, text: str, start: int, stop: int) -> Piece:
+        """Units start..stop-1, each after its separator, counted each with the separator after it: every unit
+        has the same shape at its ends, so any of them stands for the neighbours it was counted among."""
+        return Counted(text, self.cost(stop) - self.cost(start), self.unit(start - 1), self.sep + self.unit(stop))
 
 
 @dataclass
@@ -94,7 +93,7 @@ class Insert:
 class HaystackDraft(Draft):
     """A sample whose context is a unit stream with inserts (needles, variable chains) placed by fraction."""
 
-    stream: Periodic | Drawn | None = None
+    stream: Periodic | Shuffled | None = None
     inserts: list[Insert] = field(default_factory=list)
     #: word indices where sentences start (essay); inserts then go to the sentence start at their fraction
     sentence_starts: np.ndarray | None = None
@@ -120,25 +119,38 @@ class HaystackDraft(Draft):
         starts = np.concatenate([self.sentence_starts + lap * period for lap in range(max(laps, 1))])
         return starts[starts < n]
 
-    def render(self, n: int, words: int = 0) -> Context:
+    def layout(self, n: int, words: int = 0) -> Layout:
+        """Runs of units between the inserts, joined by the separator; a run goes as the stream counted it."""
         units, positions, sep = self.stream.take(n), self.positions(n), self.stream.sep
         placed = sorted(range(len(self.inserts)), key=lambda i: (positions[i], self.inserts[i].order))
-        pieces, marks, offset, start = [], [0] * len(self.inserts), 0, 0
+        pieces: list[Piece] = []
+        marks, offset = [0] * len(self.inserts), 0
+
+        def add(piece: Piece) -> None:
+            nonlocal offset
+            pieces.append(piece)
+            offset += len(piece if isinstance(piece, str) else piece.text)
+
+        def run(start: int, stop: int) -> None:
+            if not pieces:  # the first unit has no separator before it: not as the stream counted it
+                add(units[start])
+                start += 1
+            if stop > start:
+                add(self.stream.piece(sep + sep.join(units[start:stop]), start, stop))
+
+        start = 0
         for i in placed:
             if positions[i] > start:
-                chunk = sep.join(units[start:positions[i]])
-                pieces.append(chunk)
-                offset += len(chunk) + len(sep)
+                run(start, positions[i])
                 start = positions[i]
-            marks[i] = offset
-            pieces.append(self.inserts[i].text)
-            offset += len(self.inserts[i].text) + len(sep)
+            lead = sep if pieces else ""
+            marks[i] = offset + len(lead)
+            add(lead + self.inserts[i].text)
         if start < n:
-            pieces.append(sep.join(units[start:]))
-        text = sep.join(pieces)
+            run(start, n)
         if words:
-            text += self.tail(n)[words - 1]
-        return Context(text, tuple(marks))
+            add(self.tail(n)[words - 1])
+        return Layout(pieces, tuple(marks))
 
 
 def partial_texts(lead: str, unit: str) -> list[str]:

@@ -3,17 +3,21 @@ in a noise, essay or all-distractor haystack. The variant is data (configs/tasks
 
 from __future__ import annotations
 
+import hashlib
+import math
 import random
 import uuid
 from typing import Any
 
-from generators.base import Draft, GenerationDefect
+import numpy as np
+
+from generators.base import Draft, GenerationDefect, derive_rng
 from generators.haystack import (
     NOISE_LINES,
-    Drawn,
     HaystackDraft,
     Insert,
     Periodic,
+    Shuffled,
     fractions_in_order,
     insert_cost,
     pick_depths,
@@ -21,6 +25,12 @@ from generators.haystack import (
 from generators.resources import Resources
 
 NEEDLE = "One of the special magic {value_type} for {key} is: {value}."
+#: distractor lines are drawn and counted in blocks of this many, once per process and tokenizer
+BLOCK = 4096
+#: a sample's pool holds this many times the lines its length needs (some give way to its own keys and values)
+POOL_MARGIN = 2
+#: a distractor line: its key, its value and the line
+Entry = tuple[str, str, str]
 
 
 def _draw(kind: str, rng: random.Random, data: Resources) -> str:
@@ -42,6 +52,37 @@ def _distinct(kind: str, count: int, rng: random.Random, data: Resources, taken:
             taken.add(value)
             drawn.append(value)
     return drawn
+
+
+def _block(key_type: str, value_type: str, block: int, data: Resources) -> tuple[list[Entry], np.ndarray]:
+    """Block `block` of the distractor lines for a key and value type: (key, value, line) each, and each line's
+    tokens with the newline after it, counted in one tokenization of the block (and kept on disk)."""
+    rng = derive_rng("distractors", key_type, value_type, block)
+    entries = []
+    for _ in range(BLOCK):
+        key, value = _draw(key_type, rng, data), _draw(value_type, rng, data)
+        entries.append((key, value, NEEDLE.format(value_type=value_type, key=key, value=value)))
+    lines = [line + "\n" for _, _, line in entries]
+    digest = hashlib.sha256("".join(lines).encode()).hexdigest()[:16]
+    return entries, data.counter.costs_between(f"distractors:{digest}", lambda: lines, "")
+
+
+def _distractors(key_type: str, value_type: str, length: int, keys: list[str], taken: set[str],
+                 rng: random.Random, data: Resources) -> Shuffled:
+    """The sample's distractor lines: a pool large enough for `length`, less any line with one of the sample's
+    keys or values, in the sample's own random order. RULER draws every line afresh; a pool drawn once lets every
+    line be counted before any prompt holds it, and at a million tokens a sample still draws about half the pool."""
+    def block(b: int) -> tuple[list[Entry], np.ndarray]:
+        return data.derived(("distractors", key_type, value_type, b), lambda: _block(key_type, value_type, b, data))
+
+    per_line = float(np.mean(block(0)[1]))
+    blocks = [block(b) for b in range(math.ceil(POOL_MARGIN * length / per_line / BLOCK))]
+    entries = [entry for part, _ in blocks for entry in part]
+    costs = np.concatenate([part_costs for _, part_costs in blocks])
+    own = set(keys)
+    order = [i for i in rng.sample(range(len(entries)), len(entries))
+             if entries[i][0] not in own and entries[i][1] not in taken]
+    return Shuffled([entries[i][2] for i in order], costs[order], "\n")
 
 
 def generate(args: dict[str, Any], length: int, index: int, rng: random.Random, data: Resources) -> Draft:
@@ -75,23 +116,12 @@ def generate(args: dict[str, Any], length: int, index: int, rng: random.Random, 
         if haystack == "noise":
             stream = Periodic(NOISE_LINES, sep, data.counter)
         else:
-            distractors = random.Random(rng.getrandbits(64))
-
-            def distractor() -> str:
-                """A needle for another key, whose value is no answer's (else an answer would appear twice)."""
-                key = _draw(key_type, distractors, data)
-                while key in keys:
-                    key = _draw(key_type, distractors, data)
-                value = _draw(value_type, distractors, data)
-                while value in taken:
-                    value = _draw(value_type, distractors, data)
-                return NEEDLE.format(value_type=value_type, key=key, value=value)
-
-            stream = Drawn(distractor, sep, data.counter)
+            stream = _distractors(key_type, value_type, length, keys, taken, random.Random(rng.getrandbits(64)), data)
     else:
         raise GenerationDefect(f"unknown haystack {haystack!r}: use noise, essay or needle")
     return HaystackDraft(
         fields=fields, references=references, needles=needles, stream=stream,
         inserts=[Insert(needle, fraction) for needle, fraction in zip(needles, fractions)],
         sentence_starts=starts, insert_cost=insert_cost(data.counter, needles, sep),
+        max_units=stream.size if isinstance(stream, Shuffled) else None,
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.base import Context, Draft, GenerationDefect, InvalidSample
+from generators.base import Context, Counted, Draft, GenerationDefect, InvalidSample, Layout, Piece
 from generators.haystack import partial_texts
 from generators.resources import Resources
 
@@ -32,6 +32,8 @@ class QADraft(Draft):
     label_cum: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     gold_cost: int = 0
     pool_cum: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    #: each document's tokens with the separator after it, where it stands between two labels
+    doc_costs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def cost(self, n: int) -> int:
         laps, rest = divmod(n, len(self.pool))
@@ -51,12 +53,24 @@ class QADraft(Draft):
     def tail(self, n: int) -> list[str]:
         return partial_texts(SEP + label(n + len(self.gold) + 1), self.docs[self.pool[n % len(self.pool)]])
 
-    def render(self, n: int, words: int = 0) -> Context:
+    def layout(self, n: int, words: int = 0) -> Layout:
+        """The documents, each after its label; the distractors between gold documents go as counted: each label
+        alone, each document with its separator between two labels."""
         order, slots = self._sequence(n)
-        pieces = [label(i + 1) + self.docs[doc] for i, doc in enumerate(order)]
-        starts = np.concatenate([[0], np.cumsum([len(piece) + len(SEP) for piece in pieces])])
-        text = SEP.join(pieces) + (self.tail(n)[words - 1] if words else "")
-        return Context(text, tuple(int(starts[slot]) for slot in slots))
+        texts = [label(i + 1) + self.docs[doc] + SEP for i, doc in enumerate(order)]
+        if texts:
+            texts[-1] = texts[-1][:-len(SEP)]
+        starts = np.concatenate([[0], np.cumsum([len(text) for text in texts])])
+        cuts = sorted({0, len(texts) - 1, len(texts), *slots, *(slot + 1 for slot in slots)} - {-1})
+        pieces: list[Piece] = []
+        for start, stop in zip(cuts, cuts[1:]):
+            text = "".join(texts[start:stop])
+            counted = stop - start > 1 or (start not in slots and stop < len(texts))
+            tokens = int(self.label_cum[stop] - self.label_cum[start] + self.doc_costs[order[start:stop]].sum())
+            pieces.append(Counted(text, tokens, after=label(1)) if counted else text)
+        if words:
+            pieces.append(self.tail(n)[words - 1])
+        return Layout(pieces, tuple(int(starts[slot]) for slot in slots))
 
     def check(self, context: Context) -> None:
         for doc in self.gold:
@@ -79,11 +93,12 @@ def generate(args: dict[str, Any], length: int, index: int, rng: random.Random, 
     if not pool:
         raise GenerationDefect(f"{dataset.name} holds no distractor documents for question {index}")
     counter = data.counter
-    body = counter.costs(f"qa:{dataset.sha256}", lambda: [doc + SEP for doc in dataset.docs], persist=True)
+    # each document as it stands in a prompt: after a label, its separator, and the next label
+    body = counter.costs_between(f"qa:{dataset.sha256}", lambda: [doc + SEP for doc in dataset.docs], label(1))
     labels = counter.costs(f"qa-labels:{length}", lambda: [label(i) for i in range(1, length // 8 + 64)],
                            persist=True)
     return QADraft(
         fields={"query": item.query}, references=item.answers, docs=dataset.docs, gold=item.gold, pool=pool,
         fractions=sorted(rng.random() for _ in item.gold), label_cum=np.concatenate([[0], np.cumsum(labels)]),
-        gold_cost=int(body[item.gold].sum()), pool_cum=np.concatenate([[0], np.cumsum(body[pool])]),
+        gold_cost=int(body[item.gold].sum()), pool_cum=np.concatenate([[0], np.cumsum(body[pool])]), doc_costs=body,
     )

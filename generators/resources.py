@@ -11,7 +11,7 @@ import gzip
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -219,6 +219,7 @@ class Resources:
         self._haystack_file = haystack_file
         self._qa_sources = {**DEFAULT_QA_SOURCES, **(qa_sources or {})}
         self._qa: dict[str, QADataset] = {}
+        self._derived: dict[tuple, Any] = {}
 
     @cached_property
     def essay(self) -> Corpus:
@@ -240,6 +241,13 @@ class Resources:
             lists = self._wonderwords
             return sorted(set(lists["nouns"] + lists["adjectives"] + lists["verbs"]))
         return self._wonderwords[kind]
+
+    def derived(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """Data made from the shipped lists and counted once per process, then shared by every sample (the
+        distractor lines' pools)."""
+        if key not in self._derived:
+            self._derived[key] = make()
+        return self._derived[key]
 
     def qa(self, name: str) -> QADataset:
         if name not in self._qa:

@@ -79,7 +79,7 @@ def data_options(lengths: bool = True):
 
 
 workers_option = click.option("--workers", default=None, type=click.IntRange(min=1),
-                              help="Processes that build samples [every core, once there are 4M tokens to build]; "
+                              help="Processes that build samples [every core, once there are 64M tokens to build]; "
                                    "the samples are the same whatever the number.")
 
 def _options(options: list):

@@ -15,6 +15,9 @@ import numpy as np
 from ruler.files import write_atomic
 from ruler.tokenizers import Tokenizer, cache_dir
 
+#: texts tokenized together when counting them in context (bounds the token offsets held at once)
+BATCH = 512
+
 
 class TokenCounter:
     """Implements `generators.base.Counter` over the model's tokenizer."""
@@ -34,6 +37,26 @@ class TokenCounter:
                 return np.asarray(self.count_batch(texts()), dtype=np.int64)
 
             self._memo[key] = self._stored(key, count) if persist else count()
+        return self._memo[key]
+
+    def costs_between(self, key: str, texts: Callable[[], list[str]], joint: str) -> np.ndarray:
+        """Tokens starting in each text where each stands between two `joint`s, from tokenizations of them joined
+        a batch at a time (kept on disk): a document's count between its label and the next, merges at both ends
+        included."""
+        def batch(items: Sequence[str]) -> np.ndarray:
+            starts = len(joint) + np.concatenate([[0], np.cumsum([len(text) + len(joint) for text in items])[:-1]])
+            ends = starts + np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+            tokens = self.tokenizer.token_starts(joint + joint.join(items) + joint)
+            return (np.searchsorted(tokens, ends) - np.searchsorted(tokens, starts)).astype(np.int64)
+
+        def count() -> np.ndarray:
+            items = texts()
+            parts = [batch(items[i:i + BATCH]) for i in range(0, len(items), BATCH)]
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+        key = f"between:{joint}:{key}"
+        if key not in self._memo:
+            self._memo[key] = self._stored(key, count)
         return self._memo[key]
 
     def corpus_costs(self, units: Sequence[str], sep: str) -> np.ndarray:

@@ -7,10 +7,12 @@ the sample 37 of a 500-sample run, and a stored recipe rebuilds its prompt byte 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 from generators import get_generator
-from generators.base import Draft, GenerationDefect, InvalidSample, derive_rng
+from generators.base import Draft, GenerationDefect, InvalidSample, Layout, derive_rng
 from generators.resources import Resources
+from ruler.construct import Construction
 from ruler.errors import RulerError
 from ruler.prompts import Frame, PromptRenderer
 from ruler.sizing import fit
@@ -20,6 +22,9 @@ from ruler.types import Sample
 
 #: draws tried for one sample before giving up (a broken draw is a rare coincidence)
 DRAWS = 5
+#: the self-check of counting by construction: random prompts of each task at these lengths, PROBES of each
+PROBE_LENGTHS = (2048, 8192, 32768)
+PROBES = 2
 
 
 def sha256_text(text: str) -> str:
@@ -38,9 +43,11 @@ def prompt_budget(spec: TaskSpec, length: int) -> int:
 class SampleBuilder:
     def __init__(self, tokenizer: Tokenizer, renderer: PromptRenderer, resources: Resources, seed: int) -> None:
         self.tokenizer, self.renderer, self.resources, self.seed = tokenizer, renderer, resources, seed
+        self.construction = Construction(tokenizer)
 
-    def _draft(self, spec: TaskSpec, length: int, index: int, draw: int = 0) -> tuple[Draft, Frame]:
-        key = (self.seed, spec.name, length, index) + ((draw,) if draw else ())
+    def _draft(self, spec: TaskSpec, length: int, index: int, draw: int = 0,
+               purpose: str | None = None) -> tuple[Draft, Frame]:
+        key = (self.seed, spec.name, length, index) + ((draw,) if draw else ()) + ((purpose,) if purpose else ())
         rng = derive_rng(*key)
         try:
             draft = get_generator(spec.generator)(spec.args, length, index, rng, self.resources)
@@ -59,14 +66,29 @@ class SampleBuilder:
                 prompt_budget(spec, length)
             self._draft(spec, min(lengths), samples - 1)
 
+    def _probes(self, spec: TaskSpec) -> Iterator[tuple[str, Layout, str]]:
+        """Random prompts of the task for the self-check (drawn apart from any sample's), each at two sizes and
+        with part of a unit at the end where the task allows it."""
+        for length in PROBE_LENGTHS:
+            for index in range(PROBES):
+                try:
+                    draft, frame = self._draft(spec, length, index, purpose="construction check")
+                except RulerError:  # a length too short for the task: the others check it
+                    continue
+                units = draft.guess(max(length - spec.max_new_tokens - frame.overhead, 1))
+                units = min(units, draft.max_units) if draft.max_units is not None else units
+                for n in (units, max(units // 3, 1)):
+                    yield frame.head, draft.layout(n, len(draft.tail(n)) // 2), frame.tail
+
     def build(self, spec: TaskSpec, length: int, index: int) -> tuple[Sample, str]:
         """A new sample of exactly `length` tokens (prompt + generation budget), and its prompt text. A draw that
         breaks an invariant is replaced by the next one (still a function of the sample's key alone)."""
         budget = prompt_budget(spec, length)
+        constructed = self.construction.trusted(spec.name, lambda: self._probes(spec))
         for draw in range(DRAWS):
             draft, frame = self._draft(spec, length, index, draw)
             try:
-                fitted = fit(draft, frame, self.tokenizer, budget)
+                fitted = fit(draft, frame, self.tokenizer, budget, constructed)
                 break
             except InvalidSample as error:
                 defect = error
@@ -80,7 +102,7 @@ class SampleBuilder:
             units=fitted.units, words=fitted.words, max_new_tokens=spec.max_new_tokens, metric=spec.metric,
             answer_prefix=frame.answer_prefix, references=list(draft.references),
             depths=[round(depth, 6) for depth in fitted.depths], prompt_tokens=fitted.tokens,
-            prompt_sha256=sha256_text(fitted.text), draw=draw,
+            prompt_sha256=sha256_text(fitted.text), draw=draw, counted=fitted.counted,
         )
         return sample, fitted.text
 

@@ -42,6 +42,9 @@ def _ids(response: httpx.Response) -> list[int] | None:
 
 
 class ServerTokenizer(Tokenizer):
+    #: a server counts tokens but does not say where they start
+    exact_starts = False
+
     def __init__(self, client: httpx.Client, path: str, shape: Callable[[str, str], dict[str, Any]], model: str,
                  name: str) -> None:
         self._client, self._path, self._shape, self._model = client, path, shape, model

@@ -3,9 +3,10 @@ over tokenizations.
 
 The window L covers the rendered prompt and the task's generation budget: prompt + budget <= L, and the prompt is
 at least 99.5% of L - budget. The haystack size comes from the Draft's cheap estimate (prefix sums of pre-counted
-units); one tokenization of the final prompt verifies it. When merges across unit boundaries put that count outside
-the window, the estimate is rescaled by what the tokenization showed and the prompt rebuilt (rare: it costs a
-second tokenization). Long prompts first calibrate the estimate on a 2% prefix of their haystack.
+units); the final prompt's exact count verifies it, constructed from its pieces where the task's self-check allows
+(ruler.construct), else by one tokenization of the prompt. When merges across unit boundaries put that count
+outside the window, the estimate is rescaled by what the count showed and the prompt rebuilt (rare). Long prompts
+first calibrate the estimate on a 2% prefix of their haystack.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from generators.base import Draft, GenerationDefect
+from generators.base import Draft, GenerationDefect, Layout
+from ruler.construct import CONSTRUCTED, TOKENIZED, Counting, construct
 from ruler.prompts import Frame
 from ruler.tokenizers import Tokenizer
 
@@ -36,6 +38,8 @@ class Fitted:
     depths: tuple[float, ...]
     #: tokens passed through full tokenizations to make this sample (the prompt's own count when done in one)
     tokenized: int
+    #: how the prompt was counted: CONSTRUCTED from its pieces, or TOKENIZED whole
+    counted: str = TOKENIZED
 
 
 def window(budget: int) -> tuple[int, int]:
@@ -75,7 +79,16 @@ def _tail(draft: Draft, units: int, gap: float, tokenizer: Tokenizer) -> tuple[i
     return words, costs[words - 1] if words else 0
 
 
-def _calibrate(draft: Draft, target: float, tokenizer: Tokenizer) -> tuple[float, int]:
+def _count(head: str, layout: Layout, context: str, tail: str, tokenizer: Tokenizer, constructed: bool) -> Counting:
+    """The exact count of head + context + tail (the layout's text) and the needles' token positions, by
+    construction or whole."""
+    if constructed:
+        return construct(head, layout, tail, tokenizer)
+    tokens, positions = tokenizer.measure(head + context + tail, [len(head) + mark for mark in layout.marks])
+    return Counting(tokens, positions)
+
+
+def _calibrate(draft: Draft, target: float, tokenizer: Tokenizer, constructed: bool) -> tuple[float, int]:
     """Scale from estimated to real context tokens, measured on a small prefix of the haystack (about 2%).
 
     Units counted alone can merge differently where they meet (`.` and a newline, two newlines before a label);
@@ -85,15 +98,17 @@ def _calibrate(draft: Draft, target: float, tokenizer: Tokenizer) -> tuple[float
     if units < PROBE_MIN_UNITS or target < PROBE_MIN_TOKENS:
         return 1.0, 0
     estimated = draft.cost(units)
-    tokens, _ = tokenizer.measure(draft.render(units).text)
-    return tokens / max(estimated, 1), tokens
+    layout = draft.layout(units)
+    tokens = _count("", layout, "" if constructed else layout.context().text, "", tokenizer, constructed).tokens
+    return tokens / max(estimated, 1), 0 if constructed else tokens
 
 
-def fit(draft: Draft, frame: Frame, tokenizer: Tokenizer, budget: int) -> Fitted:
-    """Size `draft` so that frame.head + context + frame.tail has between 99.5% and 100% of `budget` tokens."""
+def fit(draft: Draft, frame: Frame, tokenizer: Tokenizer, budget: int, constructed: bool = False) -> Fitted:
+    """Size `draft` so that frame.head + context + frame.tail has between 99.5% and 100% of `budget` tokens;
+    `constructed`: count it by construction (the task passed its self-check), else tokenize it."""
     low, high = window(budget)
     aimed = aim(budget)
-    scale, tokenized = _calibrate(draft, aimed - frame.overhead, tokenizer)
+    scale, tokenized = _calibrate(draft, aimed - frame.overhead, tokenizer, constructed)
     total = 0
     for _ in range(ATTEMPTS):
         target = (aimed - frame.overhead) / scale
@@ -102,14 +117,16 @@ def fit(draft: Draft, frame: Frame, tokenizer: Tokenizer, budget: int) -> Fitted
             raise GenerationDefect(f"{budget} tokens cannot hold the prompt without its haystack "
                                    f"({frame.overhead + draft.cost(0)} tokens); use a longer length")
         words, tail_cost = _tail(draft, units, target - draft.cost(units), tokenizer)
-        context = draft.render(units, words)
-        prompt = frame.head + context.text + frame.tail
-        tokens, positions = tokenizer.measure(prompt, [len(frame.head) + mark for mark in context.marks])
-        tokenized += tokens
-        total = tokens + frame.added_tokens
+        layout = draft.layout(units, words)
+        context = layout.context()
+        counting = _count(frame.head, layout, context.text, frame.tail, tokenizer, constructed)
+        tokenized += 0 if counting.constructed else counting.tokens
+        total = counting.tokens + frame.added_tokens
         if low <= total <= high:
             draft.check(context)
-            return Fitted(units, words, prompt, total, tuple(p / total for p in positions), tokenized)
+            return Fitted(units, words, frame.head + context.text + frame.tail, total,
+                          tuple(p / total for p in counting.positions), tokenized,
+                          CONSTRUCTED if counting.constructed else TOKENIZED)
         if draft.max_units is not None and units >= draft.max_units and total < low:
             raise GenerationDefect(f"the task's data runs out at {total} tokens, short of {low}")
         scale = max(total - frame.overhead, 1) / max(draft.cost(units) + tail_cost, 1)

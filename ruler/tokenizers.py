@@ -49,6 +49,8 @@ class Tokenizer(ABC):
     eos_token: str | None = None
     #: tokens the model's tokenizer adds on its own (BOS) when a prompt is sent without a chat template
     added_tokens: int = 0
+    #: whether token_starts gives the tokenizer's own offsets (prompts can then be counted by construction)
+    exact_starts: bool = True
 
     @abstractmethod
     def count_batch(self, texts: Sequence[str]) -> list[int]:

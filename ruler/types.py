@@ -30,6 +30,8 @@ class Sample:
     prompt_sha256: str
     #: which draw made the sample: 0, or more when earlier draws broke an invariant (see InvalidSample)
     draw: int = 0
+    #: how its length was counted: "constructed" from its pieces (ruler.construct) or "tokenized" whole
+    counted: str = "tokenized"
 
     @staticmethod
     def make_id(task: str, length: int, index: int) -> str:

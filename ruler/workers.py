@@ -2,9 +2,10 @@
 workspace from the same options, and handed back in plan order. Every sample is a function of its key alone
 (seed, task, length, index), so the output is the one a single process makes, whatever the number of workers.
 
-Starting a worker costs seconds (it imports its libraries and loads the tokenizer), so by default processes are
-used only when there is enough to build: POOL_MIN_TOKENS tokens of prompts (four 1M-token samples, or 31 at
-128K). `--workers N` sets the number outright."""
+Starting a worker costs seconds (it imports its libraries, loads the tokenizer and checks counting by
+construction for each task) while a 1M-token sample costs a tenth of a second or so, so by default processes are
+used only when there is a lot to build: POOL_MIN_TOKENS tokens of prompts (64 1M-token samples, or 512 at 128K).
+`--workers N` sets the number outright."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from ruler.tasks import TaskSpec
 from ruler.types import Sample
 from ruler.workspace import Workspace, WorkspaceRecipe
 
-POOL_MIN_TOKENS = 4_000_000
+POOL_MIN_TOKENS = 64 * 2**20
 #: samples each worker may have queued beyond the one it builds: enough to keep it busy, few to waste on a stop
 QUEUED = 1
 

@@ -147,17 +147,26 @@ def test_a_draw_that_breaks_an_invariant_is_replaced_deterministically(smollm2, 
     assert workspace.builder.rebuild(spec, redrawn) == text
 
 
-def test_distractor_needles_never_repeat_an_answer_value(workspace, monkeypatch) -> None:
-    """A fault injected into the draws: values from a space of ten, so distractors would repeat the answer."""
+def test_distractor_needles_never_repeat_an_answer_value(smollm2, monkeypatch) -> None:
+    """A fault injected into the draws: values from a space of ten, so the pool's lines would repeat the answer (a
+    workspace of its own: the pool it draws is kept for its life)."""
     import generators.niah as niah
+    from ruler.workspace import workspace_for
 
     real = niah._draw
     monkeypatch.setattr(niah, "_draw", lambda kind, rng, data: str(rng.randint(1, 10)) if kind == "numbers"
                         else real(kind, rng, data))
-    draft = draft_of(workspace, "niah_multikey_2")
+    draft = draft_of(workspace_for(smollm2), "niah_multikey_2")
     (answer,) = [needle.split(" is: ")[1].rstrip(".") for needle in draft.needles]
     lines = draft.stream.take(2000)
-    assert lines and all(not line.endswith(f" is: {answer}.") for line in lines)
+    assert len(lines) == 2000 and all(not line.endswith(f" is: {answer}.") for line in lines)
+
+
+def test_a_sample_takes_each_distractor_line_once_in_an_order_of_its_own(workspace) -> None:
+    first, second = (draft_of(workspace, "niah_multikey_3", 65536, index).stream for index in (0, 1))
+    lines = first.take(first.size)
+    assert len(set(lines)) == len(lines) > 2 * 65536 // 100
+    assert first.take(50) != second.take(50)
 
 
 def test_more_qa_samples_than_questions_are_refused_with_the_count(workspace) -> None:
