@@ -1,12 +1,14 @@
 """Data generation speed and memory, ours against NVIDIA RULER's own prepare.py on the same tokenizer.
 
     python bench/generation.py --tokenizer TOKENIZER --lengths 128k --samples 10 \
-        [--tasks niah_single_1,vt] [--ruler-python /path/to/ruler-venv/bin/python]
+        [--tasks niah_single_1,vt] [--all-cores 20] [--ruler-python /path/to/ruler-venv/bin/python]
 
-Prints, per task x length: our seconds per sample, full tokenizations per sample (and tokens tokenized per prompt
-token), the cost of one sample against one plain tokenization of its prompt, RULER's seconds per sample and
-tokenizer calls per sample, and the speed ratio. `--rss 1m --rss-samples 10,100` adds peak RSS while generating
-that many samples at that length, each count in a fresh process.
+Prints, per task x length: our seconds per sample, tokenizer calls per sample (whole prompts, or the windows around
+a constructed prompt's joins) and tokens tokenized per prompt token, the cost of one sample against one plain
+tokenization of its prompt, RULER's seconds per sample and tokenizer calls per sample, and the speed ratio.
+`--all-cores N` adds seconds per sample with a worker process per core (ruler.workers), from the first of N + 1
+samples handed back to the last, so that starting the workers is not counted. `--rss 1m --rss-samples 10,100` adds
+peak RSS while generating that many samples at that length, each count in a fresh process.
 
 RULER runs from `nvidia-long-context-eval==26.3` installed with --no-deps (plus numpy, tqdm, wonderwords, nltk,
 scipy, transformers, tenacity, pyyaml) in a separate venv given by --ruler-python. Its essay tasks need NLTK's
@@ -31,13 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ruler.lengths import format_length, parse_lengths  # noqa: E402
 from ruler.tokenizers import HFTokenizer, Tokenizer, cache_dir, load_tokenizer  # noqa: E402
-from ruler.workspace import workspace_for  # noqa: E402
+from ruler.workers import Workers, cores  # noqa: E402
+from ruler.workspace import WorkspaceRecipe, workspace_for  # noqa: E402
 
 QA = {"squad": "sample", "hotpotqa": "sample"}
 
 
 class Counted(Tokenizer):
-    """Counts full tokenizations (measure, token_starts) passing through to a real tokenizer."""
+    """Counts tokenizer calls (measure, token_starts) and the tokens they return, passing through to a real
+    tokenizer."""
 
     def __init__(self, inner: Tokenizer) -> None:
         self.inner, self.calls, self.tokens = inner, 0, 0
@@ -82,6 +86,20 @@ def ours(tokenizer: Tokenizer, tasks: list[str], lengths: list[int], samples: in
                 "seconds": elapsed / samples, "calls": counted.calls / samples,
                 "tokenized": counted.tokens / max(prompt_tokens, 1), "plain": plain,
             }
+    return results
+
+
+def all_cores(spec: str, tokenizer: Tokenizer, tasks: list[str], lengths: list[int], samples: int) -> dict:
+    """Seconds per sample with a worker process per core, once they run: from the first sample handed back to the
+    last of `samples` + 1."""
+    recipe = WorkspaceRecipe(spec, qa_sources=tuple(QA.items()))
+    workspace = recipe.open(tokenizer)
+    results = {}
+    for task in tasks:
+        for length in lengths:
+            keys = [(workspace.registry.tasks[task], length, index) for index in range(samples + 1)]
+            times = [time.perf_counter() for _ in Workers(workspace.builder, recipe, cores()).build(keys)]
+            results[(task, length)] = (times[-1] - times[0]) / samples
     return results
 
 
@@ -190,6 +208,7 @@ def main() -> None:
     parser.add_argument("--rss", default=None, help="length for the peak-RSS check, e.g. 1m")
     parser.add_argument("--rss-samples", default="10,100")
     parser.add_argument("--rss-task", default="niah_single_2")
+    parser.add_argument("--all-cores", type=int, default=0, help="samples to time with a worker per core")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     parser.add_argument("--rss-child", nargs=3, metavar=("TASK", "LENGTH", "SAMPLES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -202,10 +221,13 @@ def main() -> None:
     print(f"tokenizer {tokenizer.name} ({tokenizer.fingerprint[:12]}), {args.samples} samples per cell, "
           f"{os.cpu_count()} CPUs", flush=True)
     ours_results = ours(tokenizer, tasks, lengths, args.samples)
+    if args.all_cores:
+        for key, seconds in all_cores(args.tokenizer, tokenizer, tasks, lengths, args.all_cores).items():
+            ours_results[key]["all_cores"] = seconds
     theirs, trained = (rulers(args.ruler_python, ruler_folder(tokenizer, args.tokenizer), tasks, lengths,
                               args.samples) if args.ruler_python else ({}, False))
     header = (f"{'task':16} {'length':>6} {'s/sample':>9} {'tok/sample':>10} {'tokenized':>9} {'vs 1 tok':>8} "
-              f"{'RULER s/sample':>14} {'RULER tok/sample':>16} {'speed-up':>8}")
+              f"{'all cores':>9} {'vs 1 tok':>8} {'RULER s/sample':>14} {'RULER tok/sample':>16} {'speed-up':>8}")
     print(header)
     rows = []
     for (task, length), mine in ours_results.items():
@@ -214,9 +236,11 @@ def main() -> None:
         rows.append({"task": task, "length": length, **mine, "ruler": other, "speedup": ratio})
         ruler_s = f"{other['seconds']:.2f}" if other.get("seconds") else ("failed" if other else "-")
         ruler_calls = f"{other['calls']:.1f}" if other else "-"
+        spread = (f"{mine['all_cores']:9.3f} {mine['all_cores'] / mine['plain']:8.2f}" if "all_cores" in mine
+                  else f"{'-':>9} {'-':>8}")
         print(f"{task:16} {format_length(length):>6} {mine['seconds']:9.3f} {mine['calls']:10.2f} "
-              f"{mine['tokenized']:9.3f} {mine['seconds'] / mine['plain']:8.2f} {ruler_s:>14} {ruler_calls:>16} "
-              f"{(f'{ratio:.0f}x' if ratio else '-'):>8}", flush=True)
+              f"{mine['tokenized']:9.3f} {mine['seconds'] / mine['plain']:8.2f} {spread} {ruler_s:>14} "
+              f"{ruler_calls:>16} {(f'{ratio:.0f}x' if ratio else '-'):>8}", flush=True)
     for row in rows:
         if row["ruler"].get("error"):
             print(f"RULER {row['task']} {format_length(row['length'])} failed: {row['ruler']['error']!r}")

@@ -27,8 +27,11 @@ from generators.resources import Resources
 NEEDLE = "One of the special magic {value_type} for {key} is: {value}."
 #: distractor lines are drawn and counted in blocks of this many, once per process and tokenizer
 BLOCK = 4096
-#: a sample's pool holds this many times the lines its length needs (some give way to its own keys and values)
+#: a sample's pool holds this many times the lines its length needs (some give way to its own keys and values),
+#: counting a line at LINE_TOKENS, fewer tokens than any tokenizer makes of one: the pool, and so the sample's
+#: lines, are the same whatever the tokenizer
 POOL_MARGIN = 2
+LINE_TOKENS = 8
 #: a distractor line: its key, its value and the line
 Entry = tuple[str, str, str]
 
@@ -55,9 +58,9 @@ def _distinct(kind: str, count: int, rng: random.Random, data: Resources, taken:
 
 
 def _block(key_type: str, value_type: str, block: int, data: Resources) -> tuple[list[Entry], np.ndarray]:
-    """Block `block` of the distractor lines for a key and value type: (key, value, line) each, and each line's
-    tokens with the newline after it, counted in one tokenization of the block (and kept on disk)."""
-    rng = derive_rng("distractors", key_type, value_type, block)
+    """Block `block` of the run's distractor lines for a key and value type: (key, value, line) each, and each
+    line's tokens with the newline after it, counted among its neighbours (and kept on disk)."""
+    rng = derive_rng(data.seed, "distractors", key_type, value_type, block)
     entries = []
     for _ in range(BLOCK):
         key, value = _draw(key_type, rng, data), _draw(value_type, rng, data)
@@ -67,21 +70,19 @@ def _block(key_type: str, value_type: str, block: int, data: Resources) -> tuple
     return entries, data.counter.costs_between(f"distractors:{digest}", lambda: lines, "")
 
 
-def _distractors(key_type: str, value_type: str, length: int, keys: list[str], taken: set[str],
-                 rng: random.Random, data: Resources) -> Shuffled:
+def _distractors(key_type: str, value_type: str, length: int, taken: set[str], rng: random.Random,
+                 data: Resources) -> Shuffled:
     """The sample's distractor lines: a pool large enough for `length`, less any line with one of the sample's
     keys or values, in the sample's own random order. RULER draws every line afresh; a pool drawn once lets every
-    line be counted before any prompt holds it, and at a million tokens a sample still draws about half the pool."""
+    line be counted before any prompt holds it."""
     def block(b: int) -> tuple[list[Entry], np.ndarray]:
         return data.derived(("distractors", key_type, value_type, b), lambda: _block(key_type, value_type, b, data))
 
-    per_line = float(np.mean(block(0)[1]))
-    blocks = [block(b) for b in range(math.ceil(POOL_MARGIN * length / per_line / BLOCK))]
+    blocks = [block(b) for b in range(math.ceil(POOL_MARGIN * length / LINE_TOKENS / BLOCK))]
     entries = [entry for part, _ in blocks for entry in part]
     costs = np.concatenate([part_costs for _, part_costs in blocks])
-    own = set(keys)
-    order = [i for i in rng.sample(range(len(entries)), len(entries))
-             if entries[i][0] not in own and entries[i][1] not in taken]
+    shuffled = np.random.default_rng(rng.getrandbits(64)).permutation(len(entries))
+    order = [i for i in shuffled.tolist() if entries[i][0] not in taken and entries[i][1] not in taken]
     return Shuffled([entries[i][2] for i in order], costs[order], "\n")
 
 
@@ -116,7 +117,7 @@ def generate(args: dict[str, Any], length: int, index: int, rng: random.Random, 
         if haystack == "noise":
             stream = Periodic(NOISE_LINES, sep, data.counter)
         else:
-            stream = _distractors(key_type, value_type, length, keys, taken, random.Random(rng.getrandbits(64)), data)
+            stream = _distractors(key_type, value_type, length, taken, random.Random(rng.getrandbits(64)), data)
     else:
         raise GenerationDefect(f"unknown haystack {haystack!r}: use noise, essay or needle")
     return HaystackDraft(

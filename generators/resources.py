@@ -214,8 +214,10 @@ class Resources:
     """Everything generators read, loaded lazily (a NIAH-only run never touches the QA data)."""
 
     def __init__(self, counter: Counter, haystack_file: Path | None = None,
-                 qa_sources: dict[str, str] | None = None) -> None:
+                 qa_sources: dict[str, str] | None = None, seed: int = 42) -> None:
         self.counter = counter
+        #: the run's seed, for the data drawn once and shared by its samples (the distractor pools)
+        self.seed = seed
         self._haystack_file = haystack_file
         self._qa_sources = {**DEFAULT_QA_SOURCES, **(qa_sources or {})}
         self._qa: dict[str, QADataset] = {}

@@ -6,7 +6,7 @@ cross those splits. So the tokens that start inside a long counted piece are the
 a few characters of its two ends; those ends are tokenized twice, once beside the neighbours the count saw and once
 beside the prompt's, and the difference corrects the count. Text that no count covers (the template, needles, the
 first unit, a partial unit) is tokenized with a margin of its neighbours on either side. A needle's token position
-is the tokens starting before it.
+is that of the token holding its first character, as a full tokenization reports it.
 
 Whether this is exact is not assumed: `Construction` checks it for each task and tokenizer on random prompts
 against a full tokenization before trusting it, and a task where they ever differ (or a tokenizer whose token

@@ -40,21 +40,22 @@ class TokenCounter:
         return self._memo[key]
 
     def costs_between(self, key: str, texts: Callable[[], list[str]], joint: str) -> np.ndarray:
-        """Tokens starting in each text where each stands between two `joint`s, from tokenizations of them joined
-        a batch at a time (kept on disk): a document's count between its label and the next, merges at both ends
-        included."""
-        def batch(items: Sequence[str]) -> np.ndarray:
-            starts = len(joint) + np.concatenate([[0], np.cumsum([len(text) + len(joint) for text in items])[:-1]])
-            ends = starts + np.fromiter(map(len, items), dtype=np.int64, count=len(items))
-            tokens = self.tokenizer.token_starts(joint + joint.join(items) + joint)
+        """Tokens starting in each text where each stands between two `joint`s and among the others, from
+        tokenizations of a batch at a time with a neighbour on either side (the list taken as a circle; kept on
+        disk): a document's count between its label and the next, merges at both ends included."""
+        def batch(items: Sequence[str], start: int, stop: int) -> np.ndarray:
+            lead, group = items[start - 1] + joint, items[start:stop]
+            starts = len(lead) + np.concatenate([[0], np.cumsum([len(text) + len(joint) for text in group])[:-1]])
+            ends = starts + np.fromiter(map(len, group), dtype=np.int64, count=len(group))
+            tokens = self.tokenizer.token_starts(lead + joint.join(group) + joint + items[stop % len(items)])
             return (np.searchsorted(tokens, ends) - np.searchsorted(tokens, starts)).astype(np.int64)
 
         def count() -> np.ndarray:
             items = texts()
-            parts = [batch(items[i:i + BATCH]) for i in range(0, len(items), BATCH)]
+            parts = [batch(items, start, min(start + BATCH, len(items))) for start in range(0, len(items), BATCH)]
             return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
-        key = f"between:{joint}:{key}"
+        key = f"in context:{joint}:{key}"
         if key not in self._memo:
             self._memo[key] = self._stored(key, count)
         return self._memo[key]

@@ -23,7 +23,7 @@ from ruler.types import Sample
 
 #: manifest entries that must agree for two generations (or runs) to share a folder, and how to name a difference
 PINNED = {("tokenizer_fingerprint",): "tokenizer", ("chat_template_sha256",): "chat template", ("seed",): "seed",
-          ("mode",): "prompt mode",
+          ("mode",): "prompt mode", ("recipes",): "way of building prompts (an earlier ruler)",
           ("run", "model"): "model", ("run", "backend"): "backend",
           ("run", "extra_body"): "request body (--extra-body)", ("run", "stream"): "streaming (--stream)",
           ("run", "max_thinking_tokens"): "thinking budget (--max-thinking-tokens)",

@@ -22,6 +22,9 @@ from ruler.types import Sample
 
 #: draws tried for one sample before giving up (a broken draw is a rare coincidence)
 DRAWS = 5
+#: how prompts are built from recipes, pinned in every folder: a recipe stored by another way would rebuild
+#: another prompt (2: distractor lines from a pool)
+RECIPES = 2
 #: the self-check of counting by construction: random prompts of each task at these lengths, PROBES of each
 PROBE_LENGTHS = (2048, 8192, 32768)
 PROBES = 2
@@ -67,8 +70,8 @@ class SampleBuilder:
             self._draft(spec, min(lengths), samples - 1)
 
     def _probes(self, spec: TaskSpec) -> Iterator[tuple[str, Layout, str]]:
-        """Random prompts of the task for the self-check (drawn apart from any sample's), each at two sizes and
-        with part of a unit at the end where the task allows it."""
+        """Random prompts of the task for the self-check (from random streams of their own; QA asks its first
+        questions), each at two sizes and with part of a unit at the end where the task allows it."""
         for length in PROBE_LENGTHS:
             for index in range(PROBES):
                 try:

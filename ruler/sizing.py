@@ -36,8 +36,6 @@ class Fitted:
     text: str
     tokens: int
     depths: tuple[float, ...]
-    #: tokens passed through full tokenizations to make this sample (the prompt's own count when done in one)
-    tokenized: int
     #: how the prompt was counted: CONSTRUCTED from its pieces, or TOKENIZED whole
     counted: str = TOKENIZED
 
@@ -88,7 +86,7 @@ def _count(head: str, layout: Layout, context: str, tail: str, tokenizer: Tokeni
     return Counting(tokens, positions)
 
 
-def _calibrate(draft: Draft, target: float, tokenizer: Tokenizer, constructed: bool) -> tuple[float, int]:
+def _calibrate(draft: Draft, target: float, tokenizer: Tokenizer, constructed: bool) -> float:
     """Scale from estimated to real context tokens, measured on a small prefix of the haystack (about 2%).
 
     Units counted alone can merge differently where they meet (`.` and a newline, two newlines before a label);
@@ -96,11 +94,11 @@ def _calibrate(draft: Draft, target: float, tokenizer: Tokenizer, constructed: b
     tokenization. Short prompts skip this: a retry costs little there."""
     units = draft.guess(int(target)) // PROBE_SHARE
     if units < PROBE_MIN_UNITS or target < PROBE_MIN_TOKENS:
-        return 1.0, 0
+        return 1.0
     estimated = draft.cost(units)
     layout = draft.layout(units)
     tokens = _count("", layout, "" if constructed else layout.context().text, "", tokenizer, constructed).tokens
-    return tokens / max(estimated, 1), 0 if constructed else tokens
+    return tokens / max(estimated, 1)
 
 
 def fit(draft: Draft, frame: Frame, tokenizer: Tokenizer, budget: int, constructed: bool = False) -> Fitted:
@@ -108,7 +106,7 @@ def fit(draft: Draft, frame: Frame, tokenizer: Tokenizer, budget: int, construct
     `constructed`: count it by construction (the task passed its self-check), else tokenize it."""
     low, high = window(budget)
     aimed = aim(budget)
-    scale, tokenized = _calibrate(draft, aimed - frame.overhead, tokenizer, constructed)
+    scale = _calibrate(draft, aimed - frame.overhead, tokenizer, constructed)
     total = 0
     for _ in range(ATTEMPTS):
         target = (aimed - frame.overhead) / scale
@@ -120,14 +118,13 @@ def fit(draft: Draft, frame: Frame, tokenizer: Tokenizer, budget: int, construct
         layout = draft.layout(units, words)
         context = layout.context()
         counting = _count(frame.head, layout, context.text, frame.tail, tokenizer, constructed)
-        tokenized += 0 if counting.constructed else counting.tokens
         total = counting.tokens + frame.added_tokens
         if low <= total <= high:
             draft.check(context)
             return Fitted(units, words, frame.head + context.text + frame.tail, total,
-                          tuple(p / total for p in counting.positions), tokenized,
+                          tuple(p / total for p in counting.positions),
                           CONSTRUCTED if counting.constructed else TOKENIZED)
         if draft.max_units is not None and units >= draft.max_units and total < low:
             raise GenerationDefect(f"the task's data runs out at {total} tokens, short of {low}")
         scale = max(total - frame.overhead, 1) / max(draft.cost(units) + tail_cost, 1)
-    raise GenerationDefect(f"could not fit {budget} tokens in {ATTEMPTS} tokenizations (the last gave {total})")
+    raise GenerationDefect(f"could not fit {budget} tokens in {ATTEMPTS} tries (the last gave {total})")

@@ -15,7 +15,7 @@ from ruler.counting import TokenCounter
 from ruler.dataset import Build, Plan
 from ruler.endpoints import scrub
 from ruler.prompts import PromptRenderer
-from ruler.samples import SampleBuilder
+from ruler.samples import RECIPES, SampleBuilder
 from ruler.tasks import TaskRegistry, load_tasks
 from ruler.tokenizers import Tokenizer
 
@@ -42,6 +42,7 @@ class Workspace:
             "chat_template": chat.source,
             "chat_template_sha256": chat.sha256,
             "mode": self.builder.renderer.mode,
+            "recipes": RECIPES,
             "seed": self.seed,
             "tasks": {spec.name: self.registry.digest([spec]) for spec in plan.tasks},
             "data": self.resources.describe(needs_essay, qa_names),
@@ -79,5 +80,5 @@ def workspace_for(tokenizer: Tokenizer, chat_template: str = "auto", task_config
     renderer = PromptRenderer(registry.template_dirs, resolve_chat_template(chat_template, tokenizer), tokenizer,
                               mode)
     sources = {name: source for name, source in (qa_sources or {}).items() if source}
-    resources = Resources(TokenCounter(tokenizer), haystack_file, sources)
+    resources = Resources(TokenCounter(tokenizer), haystack_file, sources, seed)
     return Workspace(tokenizer, registry, resources, SampleBuilder(tokenizer, renderer, resources, seed), seed)

@@ -9,6 +9,8 @@ import math
 
 import pytest
 
+from ruler.construct import CONSTRUCTED
+
 ONE_MILLION = 1024 * 1024
 FAMILIES = ["niah_single_1", "niah_single_2", "niah_multikey_3", "vt", "cwe", "fwe", "qa_2"]
 
@@ -22,6 +24,7 @@ def test_one_million_token_sample_is_exact_and_small_on_disk(request, workspaces
     spec = workspace.registry.tasks[case[1]]
     sample, text = workspace.builder.build(spec, ONE_MILLION, 0)
     counted = independent[tokenizer.fingerprint](text, not workspace.builder.renderer.chat.text)
+    assert sample.counted == CONSTRUCTED  # the essay past its end, CWE's second word list, the pool's later blocks
     assert counted == sample.prompt_tokens
     assert math.ceil(0.995 * (ONE_MILLION - spec.max_new_tokens)) <= counted
     assert counted + spec.max_new_tokens <= ONE_MILLION

@@ -158,15 +158,22 @@ def test_distractor_needles_never_repeat_an_answer_value(smollm2, monkeypatch) -
                         else real(kind, rng, data))
     draft = draft_of(workspace_for(smollm2), "niah_multikey_2")
     (answer,) = [needle.split(" is: ")[1].rstrip(".") for needle in draft.needles]
-    lines = draft.stream.take(2000)
-    assert len(lines) == 2000 and all(not line.endswith(f" is: {answer}.") for line in lines)
+    values = {line.rsplit(" is: ", 1)[1].rstrip(".") for line in draft.stream.take(2000)}
+    assert values == {str(value) for value in range(1, 11)} - {answer}
 
 
 def test_a_sample_takes_each_distractor_line_once_in_an_order_of_its_own(workspace) -> None:
-    first, second = (draft_of(workspace, "niah_multikey_3", 65536, index).stream for index in (0, 1))
+    first, second = (draft_of(workspace, "niah_multikey_2", 65536, index).stream for index in (0, 1))
     lines = first.take(first.size)
-    assert len(set(lines)) == len(lines) > 2 * 65536 // 100
+    assert len(set(lines)) == len(lines) >= 2 * 65536 // 8
     assert first.take(50) != second.take(50)
+
+
+def test_the_distractor_pool_follows_the_seed_not_the_tokenizer(smollm2, trained, workspaces) -> None:
+    def lines(tokenizer, seed: int) -> list[str]:
+        return draft_of(workspaces(tokenizer, seed=seed), "niah_multikey_3", 16384).stream.take(50)
+
+    assert lines(smollm2, 42) == lines(trained, 42) != lines(smollm2, 7)
 
 
 def test_more_qa_samples_than_questions_are_refused_with_the_count(workspace) -> None:
