@@ -78,9 +78,12 @@ def _distractors(key_type: str, value_type: str, length: int, taken: set[str], r
     def block(b: int) -> tuple[list[Entry], np.ndarray]:
         return data.derived(("distractors", key_type, value_type, b), lambda: _block(key_type, value_type, b, data))
 
-    blocks = [block(b) for b in range(math.ceil(POOL_MARGIN * length / LINE_TOKENS / BLOCK))]
-    entries = [entry for part, _ in blocks for entry in part]
-    costs = np.concatenate([part_costs for _, part_costs in blocks])
+    def pool(blocks: int) -> tuple[list[Entry], np.ndarray]:
+        parts = [block(b) for b in range(blocks)]
+        return [entry for part, _ in parts for entry in part], np.concatenate([costs for _, costs in parts])
+
+    blocks = math.ceil(POOL_MARGIN * length / LINE_TOKENS / BLOCK)
+    entries, costs = data.derived(("distractor pool", key_type, value_type, blocks), lambda: pool(blocks))
     shuffled = np.random.default_rng(rng.getrandbits(64)).permutation(len(entries))
     order = [i for i in shuffled.tolist() if entries[i][0] not in taken and entries[i][1] not in taken]
     return Shuffled([entries[i][2] for i in order], costs[order], "\n")

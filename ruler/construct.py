@@ -60,12 +60,19 @@ def _text(piece: Piece) -> str:
     return piece if isinstance(piece, str) else piece.text
 
 
+def whole(head: str, layout: Layout, tail: str, tokenizer: Tokenizer, context: str | None = None) -> Counting:
+    """The count of head + context + tail by one tokenization of it all (`context`: the layout's text, when the
+    caller has it already)."""
+    text = head + (layout.context().text if context is None else context) + tail
+    tokens, positions = tokenizer.measure(text, [len(head) + mark for mark in layout.marks])
+    return Counting(tokens, positions)
+
+
 def construct(head: str, layout: Layout, tail: str, tokenizer: Tokenizer) -> Counting:
     """The count of head + context + tail, from the layout's counted pieces and the tokens around them."""
     segments = _segments([head, *layout.pieces, tail])
     if not any(isinstance(segment, Counted) for segment in segments):  # nothing counted: one tokenization
-        tokens, positions = tokenizer.measure("".join(segments), [len(head) + mark for mark in layout.marks])
-        return Counting(tokens, positions)
+        return whole(head, layout, tail, tokenizer)
     marks = sorted((len(head) + mark, i) for i, mark in enumerate(layout.marks))
     positions = [0] * len(marks)
     tokens, offset, next_mark = 0, 0, 0
@@ -95,9 +102,8 @@ def _changed(tokenizer: Tokenizer, end: str, neighbour: str, counted_among: str,
     beside `neighbour` instead of the neighbour it was counted among: tokens starting in the REACH characters at
     that end, tokenized each way."""
     if ahead:
-        region = slice(0, REACH)
-        return (len(_starts_in(tokenizer, neighbour, end[region], end[REACH:]))
-                - len(_starts_in(tokenizer, counted_among, end[region], end[REACH:])))
+        return (len(_starts_in(tokenizer, neighbour, end[:REACH], end[REACH:]))
+                - len(_starts_in(tokenizer, counted_among, end[:REACH], end[REACH:])))
     return (len(_starts_in(tokenizer, end[:-REACH], end[-REACH:], neighbour))
             - len(_starts_in(tokenizer, end[:-REACH], end[-REACH:], counted_among)))
 
@@ -118,10 +124,9 @@ class Construction:
         return self._trusted[task]
 
     def _agrees(self, head: str, layout: Layout, tail: str) -> bool:
-        text = head + layout.context().text + tail
         try:
             built = construct(head, layout, tail, self.tokenizer)
         except ValueError:
             return False
-        tokens, positions = self.tokenizer.measure(text, [len(head) + mark for mark in layout.marks])
-        return (built.tokens, built.positions) == (tokens, positions)
+        reference = whole(head, layout, tail, self.tokenizer)
+        return (built.tokens, built.positions) == (reference.tokens, reference.positions)

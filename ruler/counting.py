@@ -32,12 +32,7 @@ class TokenCounter:
         return self.tokenizer.count_batch(texts) if texts else []
 
     def costs(self, key: str, texts: Callable[[], list[str]], persist: bool = False) -> np.ndarray:
-        if key not in self._memo:
-            def count() -> np.ndarray:
-                return np.asarray(self.count_batch(texts()), dtype=np.int64)
-
-            self._memo[key] = self._stored(key, count) if persist else count()
-        return self._memo[key]
+        return self._memoised(key, lambda: np.asarray(self.count_batch(texts()), dtype=np.int64), persist)
 
     def costs_between(self, key: str, texts: Callable[[], list[str]], joint: str) -> np.ndarray:
         """Tokens starting in each text where each stands between two `joint`s and among the others, from
@@ -55,9 +50,12 @@ class TokenCounter:
             parts = [batch(items, start, min(start + BATCH, len(items))) for start in range(0, len(items), BATCH)]
             return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
-        key = f"in context:{joint}:{key}"
+        return self._memoised(f"in context:{joint}:{key}", count, persist=True)
+
+    def _memoised(self, key: str, compute: Callable[[], np.ndarray], persist: bool) -> np.ndarray:
+        """Counts computed once per key in this process (and kept on disk if `persist`)."""
         if key not in self._memo:
-            self._memo[key] = self._stored(key, count)
+            self._memo[key] = self._stored(key, compute) if persist else compute()
         return self._memo[key]
 
     def corpus_costs(self, units: Sequence[str], sep: str) -> np.ndarray:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from generators.base import Draft, GenerationDefect, Layout
-from ruler.construct import CONSTRUCTED, TOKENIZED, Counting, construct
+from ruler.construct import CONSTRUCTED, TOKENIZED, Counting, construct, whole
 from ruler.prompts import Frame
 from ruler.tokenizers import Tokenizer
 
@@ -77,13 +77,11 @@ def _tail(draft: Draft, units: int, gap: float, tokenizer: Tokenizer) -> tuple[i
     return words, costs[words - 1] if words else 0
 
 
-def _count(head: str, layout: Layout, context: str, tail: str, tokenizer: Tokenizer, constructed: bool) -> Counting:
-    """The exact count of head + context + tail (the layout's text) and the needles' token positions, by
-    construction or whole."""
-    if constructed:
-        return construct(head, layout, tail, tokenizer)
-    tokens, positions = tokenizer.measure(head + context + tail, [len(head) + mark for mark in layout.marks])
-    return Counting(tokens, positions)
+def _count(head: str, layout: Layout, tail: str, tokenizer: Tokenizer, constructed: bool,
+           context: str | None = None) -> Counting:
+    """The exact count of head + context + tail and the needles' token positions, by construction or whole
+    (`context`: the layout's text, when it is at hand)."""
+    return construct(head, layout, tail, tokenizer) if constructed else whole(head, layout, tail, tokenizer, context)
 
 
 def _calibrate(draft: Draft, target: float, tokenizer: Tokenizer, constructed: bool) -> float:
@@ -96,8 +94,7 @@ def _calibrate(draft: Draft, target: float, tokenizer: Tokenizer, constructed: b
     if units < PROBE_MIN_UNITS or target < PROBE_MIN_TOKENS:
         return 1.0
     estimated = draft.cost(units)
-    layout = draft.layout(units)
-    tokens = _count("", layout, "" if constructed else layout.context().text, "", tokenizer, constructed).tokens
+    tokens = _count("", draft.layout(units), "", tokenizer, constructed).tokens
     return tokens / max(estimated, 1)
 
 
@@ -117,7 +114,7 @@ def fit(draft: Draft, frame: Frame, tokenizer: Tokenizer, budget: int, construct
         words, tail_cost = _tail(draft, units, target - draft.cost(units), tokenizer)
         layout = draft.layout(units, words)
         context = layout.context()
-        counting = _count(frame.head, layout, context.text, frame.tail, tokenizer, constructed)
+        counting = _count(frame.head, layout, frame.tail, tokenizer, constructed, context.text)
         total = counting.tokens + frame.added_tokens
         if low <= total <= high:
             draft.check(context)
